@@ -386,7 +386,7 @@ def _write_json_atomic(path: Path, data: object) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, sort_keys=True, separators=(",", ":"))
+            f.write(json.dumps(data, sort_keys=True, separators=(",", ":")))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -769,7 +769,8 @@ class SnapshotStore:
             }
             mpath = staging / MANIFEST_NAME
             with open(mpath, "w", encoding="utf-8") as f:
-                json.dump(manifest, f, separators=(",", ":"))
+                # dumps() uses the C encoder; dump() to a file does not
+                f.write(json.dumps(manifest, separators=(",", ":")))
                 f.flush()
                 os.fsync(f.fileno())
             _fsync_path(staging, directory=True)
