@@ -616,3 +616,16 @@ def test_copy_file_fallback_without_copy_file_range(tmp_path, monkeypatch):
     ss._copy_file(str(src), str(tmp_path / "dst"))
     assert (tmp_path / "dst").read_bytes() == src.read_bytes()
     assert os.stat(tmp_path / "dst").st_mtime_ns == OLD_NS
+
+
+def test_restore_keeps_file_and_dir_modes(store, live, tmp_path):
+    os.chmod(live["mapset"] / "WIND", 0o640)
+    os.chmod(live["mapset"] / "cellhd", 0o750)
+    os.chmod(live["mapset"], 0o711)
+    store.save(0, live)
+    out = tmp_path / "o"
+    store.restore(0, {"mapset": out})
+    assert os.stat(out / "WIND").st_mode & 0o7777 == 0o640
+    assert os.stat(out / "cellhd").st_mode & 0o7777 == 0o750
+    assert os.stat(out).st_mode & 0o7777 == 0o711
+    assert os.stat(out / "WIND").st_mtime_ns == OLD_NS  # times preserved
