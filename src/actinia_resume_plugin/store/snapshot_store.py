@@ -968,9 +968,9 @@ class SnapshotStore:
                     os.symlink(e["target"], dst)
                 elif t == "f":
                     _copy_file(os.path.join(stored_s, rel), dst)
-            for dst, mode in reversed(dir_modes):
-                if mode is not None:
-                    os.chmod(dst, stat.S_IMODE(mode))
+            for dst, dmode in reversed(dir_modes):
+                if dmode is not None:
+                    os.chmod(dst, stat.S_IMODE(dmode))
             os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o755)
             if os.path.lexists(target):
                 if target.is_dir() and not target.is_symlink():
