@@ -1,0 +1,86 @@
+"""Processing resources: actinia's, with jobs run by our resumable workers.
+
+They serve actinia's own URLs and endpoint names (see endpoints.py), so
+clients see no difference except that failed jobs can be resumed.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+from actinia_core.core.common.kvdb_interface import enqueue_job
+from actinia_core.rest.ephemeral_processing import AsyncEphemeralResource
+from actinia_core.rest.ephemeral_processing_with_export import (
+    AsyncEphemeralExportResource,
+)
+from actinia_core.rest.persistent_processing import AsyncPersistentResource
+from flask import jsonify, make_response
+
+from actinia_resume_plugin.worker.processing import (
+    start_ephemeral_export_job,
+    start_ephemeral_job,
+    start_persistent_job,
+)
+
+
+class EnqueueMixin:
+    """The POST of actinia's processing resources, with our start_job."""
+
+    start_job = None  # set by subclasses (a module-level, picklable function)
+    uses_file_storage = False
+
+    def enqueue(self, resume_plan=None, endpoint=None, **preprocess_kwargs):
+        """Accept the job and hand it to our worker.
+
+        A resumed iteration passes the resume plan and the endpoint of the
+        job's first POST (the PUT itself is served by another endpoint).
+        """
+        if endpoint:
+            self.api_info["endpoint"] = endpoint
+        rdc = self.preprocess(**preprocess_kwargs)
+        if rdc:
+            if self.uses_file_storage:
+                rdc.set_storage_model_to_file()
+            if resume_plan is not None:
+                rdc.resume_plan = resume_plan
+            enqueue_job(self.job_timeout, type(self).start_job, rdc)
+        html_code, response_model = pickle.loads(self.response_data)
+        return make_response(jsonify(response_model), html_code)
+
+
+class ResumableEphemeralResource(EnqueueMixin, AsyncEphemeralResource):
+    start_job = staticmethod(start_ephemeral_job)
+
+    def post(self, project_name):
+        """Start an ephemeral processing job whose interim results can be
+        used to resume it."""
+        return self.enqueue(project_name=project_name)
+
+
+class ResumableEphemeralExportResource(
+    EnqueueMixin, AsyncEphemeralExportResource
+):
+    start_job = staticmethod(start_ephemeral_export_job)
+    uses_file_storage = True
+
+    def post(self, project_name):
+        """Start an ephemeral processing job with export."""
+        return self.enqueue(has_json=True, project_name=project_name)
+
+
+class ResumablePersistentResource(EnqueueMixin, AsyncPersistentResource):
+    start_job = staticmethod(start_persistent_job)
+
+    def post(self, project_name, mapset_name):
+        """Start a persistent processing job."""
+        return self.enqueue(
+            has_json=True, project_name=project_name, mapset_name=mapset_name
+        )
+
+
+# actinia-core class name -> our resource that runs (and resumes) its jobs
+RESUMABLE_RESOURCES = {
+    "AsyncEphemeralResource": ResumableEphemeralResource,
+    "AsyncEphemeralExportResource": ResumableEphemeralExportResource,
+    "AsyncPersistentResource": ResumablePersistentResource,
+}

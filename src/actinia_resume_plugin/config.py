@@ -1,0 +1,174 @@
+"""The plugin's configuration: actinia's own config keys in one typed object.
+
+Operators configure job resumption with the keys actinia's documentation
+names (``[MISC] save_interim_results``, ``save_interim_results_endpoints_cfg``,
+``include_additional_mapset_pattern``, ``[GRASS] grass_resource_dir``,
+``grass_resource_quota``), so the plugin reads the very same file actinia
+reads (``DEFAULT_CONFIG_PATH``). Plain Python: no Flask, no actinia imports.
+"""
+
+from __future__ import annotations
+
+import configparser
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The actinia-core processing resources that can run a resumed job.
+CORE_CLASSES = (
+    "AsyncEphemeralResource",
+    "AsyncEphemeralExportResource",
+    "AsyncPersistentResource",
+)
+SAVE_MODES = (True, False, "onError")
+
+
+class ConfigError(Exception):
+    """A configuration the plugin cannot run with; raised at start-up."""
+
+
+@dataclass(frozen=True)
+class ResumeConfig:
+    """Everything the plugin needs from actinia's config file."""
+
+    save_interim_results: bool | str = False
+    endpoints_cfg: str | None = None
+    include_additional_mapset_pattern: str | None = None
+    resource_dir: str = os.path.expanduser("~/actinia/resources")
+    resource_quota_gb: int = 100
+    interim_results_ttl_days: float | None = None
+    # lower-case endpoint class name -> actinia-core class used to resume
+    endpoint_map: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        """Interim results are saved (``True`` or ``onError``)."""
+        return self.save_interim_results in (True, "onError")
+
+    @property
+    def save_every_step(self) -> bool:
+        return self.save_interim_results is True
+
+    @property
+    def resource_quota_bytes(self) -> int:
+        return int(self.resource_quota_gb * 1024**3)
+
+    def core_class_for(self, endpoint: str) -> str | None:
+        """The core class that resumes jobs of ``endpoint`` (or None)."""
+        return self.endpoint_map.get(endpoint.lower().replace("_locations", ""))
+
+
+def parse_save_mode(value: str) -> bool | str:
+    """``True``/``False``/``onError`` exactly as actinia documents them."""
+    text = value.strip()
+    if text.lower() == "true":
+        return True
+    if text.lower() in ("false", ""):
+        return False
+    if text.lower() == "onerror":
+        return "onError"
+    raise ConfigError(
+        f"[MISC] save_interim_results = {value!r}: expected True, onError "
+        "or False"
+    )
+
+
+def default_endpoint_map() -> dict[str, str]:
+    """actinia-core's three resumable endpoints resume with themselves."""
+    return {name.lower(): name for name in CORE_CLASSES}
+
+
+def load_endpoints_csv(path: str) -> dict[str, str]:
+    """Parse ``PluginEndpointClass;CoreEndpointClass`` rows.
+
+    actinia-core silently skips rows it cannot read; an operator then wonders
+    why a plugin endpoint cannot be resumed. We fail loudly instead, naming
+    the file and the line, so the mistake shows at start-up.
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"save_interim_results_endpoints_cfg: file {path} does not exist"
+        )
+    mapping: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for lineno, row in enumerate(csv.reader(handle, delimiter=";"), 1):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if row[0].lstrip().startswith("#"):
+                continue
+            if len(row) != 2:
+                raise ConfigError(
+                    f"{path}:{lineno}: expected 2 columns "
+                    f"'PluginEndpointClass;CoreEndpointClass', got {len(row)}"
+                )
+            plugin_class, core_class = (cell.strip() for cell in row)
+            if not plugin_class.isidentifier():
+                raise ConfigError(
+                    f"{path}:{lineno}: {plugin_class!r} is not a class name"
+                )
+            if core_class not in CORE_CLASSES:
+                raise ConfigError(
+                    f"{path}:{lineno}: unknown core class {core_class!r}; "
+                    f"expected one of {', '.join(CORE_CLASSES)}"
+                )
+            mapping[plugin_class.lower()] = core_class
+    if not mapping:
+        raise ConfigError(f"{path}: no endpoint rows found (empty file)")
+    return mapping
+
+
+def read_config(path: str | os.PathLike) -> ResumeConfig:
+    """Read actinia's config file into a :class:`ResumeConfig`."""
+    parser = configparser.ConfigParser()
+    with open(path, encoding="utf-8") as handle:
+        parser.read_file(handle)
+
+    def get(section: str, key: str, default=None):
+        if parser.has_option(section, key):
+            return parser.get(section, key)
+        return default
+
+    mode = parse_save_mode(get("MISC", "save_interim_results", "False"))
+    endpoints_cfg = get("MISC", "save_interim_results_endpoints_cfg")
+    endpoint_map = default_endpoint_map()
+    if endpoints_cfg and endpoints_cfg.strip():
+        endpoint_map.update(load_endpoints_csv(endpoints_cfg.strip()))
+    ttl = get("MISC", "interim_results_ttl_days")
+    try:
+        ttl_days = float(ttl) if ttl not in (None, "", "off") else None
+        quota = int(get("GRASS", "grass_resource_quota", "100"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return ResumeConfig(
+        save_interim_results=mode,
+        endpoints_cfg=endpoints_cfg,
+        include_additional_mapset_pattern=(
+            get("MISC", "include_additional_mapset_pattern") or None
+        ),
+        resource_dir=get(
+            "GRASS", "grass_resource_dir", ResumeConfig.resource_dir
+        ),
+        resource_quota_gb=quota,
+        interim_results_ttl_days=ttl_days,
+        endpoint_map=endpoint_map,
+    )
+
+
+def actinia_config_path() -> Path:
+    """The file actinia reads: ``$DEFAULT_CONFIG_PATH`` or its default."""
+    return Path(os.environ.get("DEFAULT_CONFIG_PATH", "/etc/default/actinia"))
+
+
+_cached: tuple[float, ResumeConfig] | None = None
+
+
+def current_config() -> ResumeConfig:
+    """The config of this process, re-read when the file changes."""
+    global _cached
+    path = actinia_config_path()
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    if _cached is None or _cached[0] != mtime:
+        cfg = read_config(path) if path.exists() else ResumeConfig()
+        _cached = (mtime, cfg)
+    return _cached[1]

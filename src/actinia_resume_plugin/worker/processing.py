@@ -1,0 +1,375 @@
+"""Worker side: actinia's processing classes, saving and restoring interim
+results through our snapshot store.
+
+:class:`InterimResultsMixin` goes in front of an ``actinia_processing_lib``
+class. It keeps actinia's processing intact (``super()`` everywhere) and
+changes four things:
+
+* actinia-core's own ``InterimResult`` is switched off for the job, so
+  nothing is saved twice;
+* processes run step by step (a *step* is one entry of the process chain);
+  with ``save_interim_results = True`` an interim result (snapshot) is saved
+  after every step, with ``onError`` only when a step fails;
+* a resumed iteration restores the snapshot the resume planner chose into
+  the new temporary mapset before GRASS switches into it, and skips the
+  steps that snapshot already contains;
+* a heartbeat tells the PUT handler whether the job is still alive.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from fnmatch import fnmatch
+
+from actinia_core.core.mapset_merge_utils import change_mapsetname
+from actinia_processing_lib.ephemeral_processing import EphemeralProcessing
+from actinia_processing_lib.ephemeral_processing_with_export import (
+    EphemeralProcessingWithExport,
+)
+from actinia_processing_lib.exceptions import AsyncProcessError
+from actinia_processing_lib.persistent_processing import PersistentProcessing
+
+from actinia_resume_plugin import planner
+from actinia_resume_plugin.config import current_config
+from actinia_resume_plugin.kvdb import kvdb_client
+from actinia_resume_plugin.store import (
+    SnapshotBudgetExceeded,
+    SnapshotStore,
+    interim_root,
+)
+from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
+from actinia_resume_plugin.worker.units import group_processes
+
+# Directories whose files name their mapset (group REF, raster VRT, tgis);
+# they are rewritten on the restored copy only.
+MAPSET_NAME_DIRS = ("group", "cell_misc", "tgis")
+ADDITIONAL_PART = "mapsets/"
+
+
+def resource_storage_usage(path: str) -> int:
+    """Bytes below ``path``, counting hard-linked files once (os.scandir,
+    no subprocess per file)."""
+    seen, total, stack = set(), 0, [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        total += st.st_size
+            except OSError:
+                continue
+    return total
+
+
+class InterimResultsMixin:
+    """Saves and restores interim results of a process chain, step by step."""
+
+    def __init__(self, rdc):
+        super().__init__(rdc)
+        self.resume_config = current_config()
+        # actinia-core's InterimResult reads the same config keys; with our
+        # plugin loaded it must not save anything itself.
+        self.interim_result.saving_interim_results = False
+        # The planner's decision for this iteration (set by the PUT handler).
+        self.resume_plan = dict(getattr(rdc, "resume_plan", None) or {})
+        # Make actinia's _execute take its plain (non-iteration) path; we do
+        # the iteration handling. self.iteration keeps the number.
+        self.rdc.iteration = None
+        self.saving_enabled = bool(
+            self.resume_config.enabled
+            and self.resume_config.core_class_for(self.api_info["endpoint"])
+        )
+        self.store = SnapshotStore(
+            interim_root(
+                self.resume_config.resource_dir,
+                self.user_id,
+                self.resource_id,
+            )
+        )
+        self.step_units = []
+        self.fingerprints = []
+        self.current_position = None
+        self.last_saved_position = None
+        self.snapshot_note = None
+        self.resume_report = None
+        self._storage_budget = None
+
+    # ------------------------------------------------------------ running
+    def run(self):
+        """Run the job while holding the heartbeat (see liveness)."""
+        heartbeat = Heartbeat(
+            kvdb_client(self.config), self.user_id, self.resource_id,
+            self.iteration,
+        )
+        with heartbeat:
+            super().run()
+
+    def _validate_process_chain(self, process_chain=None,
+                                skip_permission_check=False,
+                                old_process_chain=None, pc_step=None):
+        """Convert the whole chain as actinia does (exports, stdout parsers,
+        permissions), then split the processes into steps and apply the
+        resume plan."""
+        process_list = super()._validate_process_chain(
+            process_chain=process_chain,
+            skip_permission_check=skip_permission_check,
+        )
+        chain = process_chain if process_chain is not None else self.request_data
+        chain_list = chain.get("list", []) if isinstance(chain, dict) else []
+        if not chain_list:
+            return process_list
+        self.step_units = group_processes(chain_list, process_list)
+        order = [unit.chain_index for unit in self.step_units]
+        self.fingerprints = planner.step_fingerprints(
+            [chain_list[i] for i in order]
+        )
+        self._prepare_resume()
+        self._write_job_record(chain, status="running")
+        return process_list
+
+    def _prepare_resume(self) -> None:
+        """Take over stdout logs of reused steps and drop stale snapshots."""
+        start = int(self.resume_plan.get("start", 0))
+        restore = self.resume_plan.get("restore_snapshot")
+        skipped = sum(len(u.processes) for u in self.step_units[:start])
+        self.number_of_processes -= skipped
+        self.progress["num_of_steps"] = self.number_of_processes
+        if restore is not None:
+            info = self.store.get(int(restore))
+            if info is None:
+                raise AsyncProcessError(
+                    f"Interim result of step {restore} is gone; "
+                    "resume with PUT again to get a new plan"
+                )
+            for pid, log in info.meta.get("process_logs", {}).items():
+                self.module_output_dict.setdefault(pid, log)
+        if self.saving_enabled:
+            # Snapshots after the resume point describe an outdated state.
+            keep = {s for s in self.store.steps() if s < start}
+            self.store.prune(keep)
+        self.resume_report = {
+            "iteration": self.iteration,
+            "start_step": start,
+            "restored_interim_result": restore,
+            "steps": [
+                {"id": u.step_id, "action": action}
+                for u, action in zip(
+                    self.step_units,
+                    self.resume_plan.get(
+                        "actions", ["run"] * len(self.step_units)
+                    ),
+                    strict=False,
+                )
+            ],
+        }
+        if self.resume_plan.get("notice"):
+            self.resume_report["notice"] = self.resume_plan["notice"]
+
+    def _execute_process_list(self, process_list):
+        """Run the chain step by step, saving an interim result after each
+        step when configured (save_interim_results = True)."""
+        if not self.step_units:
+            return super()._execute_process_list(process_list)
+        start = int(self.resume_plan.get("start", 0))
+        for unit in self.step_units[start:]:
+            self.current_position = unit.position
+            super()._execute_process_list(unit.processes)
+            if self.saving_enabled and self.resume_config.save_every_step:
+                self._save_interim_result(unit.position)
+        self.current_position = None
+
+    # ------------------------------------------------------------ restore
+    def _create_temporary_mapset(self, temp_mapset_name,
+                                 source_mapset_name=None,
+                                 interim_result_mapset=None,
+                                 interim_result_file_path=None):
+        """Restore the planned interim result into the new temporary mapset
+        before actinia creates/switches into it (so the new chain's mapset
+        search path and db connection are set on top of it)."""
+        restore = self.resume_plan.get("restore_snapshot")
+        if restore is not None and self.step_units:
+            self._restore_interim_result(int(restore), temp_mapset_name)
+            source_mapset_name = None  # keep the restored WIND
+        return super()._create_temporary_mapset(
+            temp_mapset_name, source_mapset_name=source_mapset_name
+        )
+
+    def _restore_interim_result(self, step: int, temp_mapset_name: str):
+        started = time.monotonic()
+        info = self.store.get(step)
+        mapset_path = os.path.join(self.temp_project_path, temp_mapset_name)
+        targets = {"mapset": mapset_path, "tmpdir": self.temp_file_path}
+        for part in info.parts:
+            if part.startswith(ADDITIONAL_PART):
+                name = part[len(ADDITIONAL_PART):]
+                targets[part] = os.path.join(self.temp_project_path, name)
+        self.store.restore(step, targets)
+        old_name = info.meta.get("mapset_name")
+        if old_name and old_name != temp_mapset_name:
+            for directory in MAPSET_NAME_DIRS:
+                change_mapsetname(
+                    os.path.join(mapset_path, directory), directory,
+                    old_name, temp_mapset_name,
+                )
+        self.resume_report["restore_seconds"] = round(
+            time.monotonic() - started, 3
+        )
+        self.message_logger.info(
+            f"Restored interim result of step {step} into {mapset_path}"
+        )
+
+    # --------------------------------------------------------------- save
+    def _snapshot_parts(self) -> dict:
+        parts = {"mapset": self.temp_mapset_path,
+                 "tmpdir": self.temp_file_path}
+        pattern = self.resume_config.include_additional_mapset_pattern
+        if pattern and self.temp_project_path:
+            for name in sorted(os.listdir(self.temp_project_path)):
+                path = os.path.join(self.temp_project_path, name)
+                if (fnmatch(name, pattern) and os.path.isdir(path)
+                        and not os.path.islink(path)
+                        and path != self.temp_mapset_path):
+                    parts[ADDITIONAL_PART + name] = path
+        return {k: v for k, v in parts.items() if v and os.path.isdir(v)}
+
+    def _snapshot_meta(self, position: int, dirty: bool) -> dict:
+        ids = {str(getattr(p, "id", None))
+               for u in self.step_units[: position + 1] for p in u.processes}
+        logs = {pid: dict(log) for pid, log in self.module_output_dict.items()
+                if pid in ids}
+        return {
+            "mapset_name": os.path.basename(self.temp_mapset_path),
+            "fingerprints": self.fingerprints[: position + 1],
+            "step_ids": [u.step_id for u in self.step_units[: position + 1]],
+            "process_logs": logs,
+            "iteration": self.iteration,
+            "dirty": dirty,
+        }
+
+    def _budget(self) -> int:
+        """Bytes the next snapshot may add within grass_resource_quota."""
+        if self._storage_budget is None:
+            user_dir = os.path.join(self.resume_config.resource_dir,
+                                    self.user_id)
+            self._storage_budget = (self.resume_config.resource_quota_bytes
+                                    - resource_storage_usage(user_dir))
+        return max(self._storage_budget, 0)
+
+    def _save_interim_result(self, position: int, dirty: bool = False):
+        if self.temp_mapset_path is None or self.snapshot_note:
+            return None
+        try:
+            info = self.store.save(
+                position, self._snapshot_parts(),
+                self._snapshot_meta(position, dirty),
+                budget_bytes=self._budget(),
+            )
+        except SnapshotBudgetExceeded as exc:
+            quota = self.resume_config.resource_quota_gb
+            self.snapshot_note = (
+                f"Interim results are no longer saved after step "
+                f"{position}: the resource storage quota "
+                f"(grass_resource_quota = {quota} GB) would be exceeded "
+                f"({exc}); earlier interim results are kept"
+            )
+            self.message_logger.warning(self.snapshot_note)
+            return None
+        self._storage_budget -= int(info.meta.get("bytes_copied", 0))
+        self.last_saved_position = position
+        return info
+
+    def _interim_results(self):
+        """Called by actinia's run() when the job ends: clean up after
+        success, save (onError) or keep interim results after a failure."""
+        if not self.saving_enabled or not self.step_units:
+            return
+        if "success" in self.run_state:
+            self.store.delete_all()
+            return
+        failed = self.current_position
+        if (failed is not None and failed > 0
+                and self.resume_config.save_interim_results == "onError"):
+            self._save_interim_result(failed - 1, dirty=True)
+            self.store.prune({failed - 1})
+        self._write_job_record(None, status="error", failed_step=failed)
+
+    # ---------------------------------------------------------- job record
+    def _write_job_record(self, chain, status, failed_step=None):
+        """job.json: what a later PUT needs to plan and run the resumption."""
+        if not self.saving_enabled:
+            return
+        record = self.store.read_job() or {}
+        if chain is not None:
+            record.update(
+                chain=chain,
+                fingerprints=self.fingerprints,
+                step_ids=[u.step_id for u in self.step_units],
+                endpoint=self.api_info["endpoint"],
+                core_class=self.resume_config.core_class_for(
+                    self.api_info["endpoint"]),
+                request_url=self.api_info.get("request_url"),
+                project=self.project_name,
+                mapset=self.mapset_name,
+                worker=worker_identity(),
+            )
+        record.update(status=status, iteration=self.iteration,
+                      failed_step=failed_step, updated=time.time())
+        self.store.write_job(record)
+
+    # -------------------------------------------------------- responses
+    def _send_to_database(self, document, final=False):
+        """Add what the resumption did (reused/run steps) to the response."""
+        if self.resume_report is not None or self.snapshot_note:
+            http_code, model = pickle.loads(document)
+            if self.resume_report is not None:
+                model["resume"] = self.resume_report
+            if self.snapshot_note and model.get("status") in (
+                    "finished", "error"):
+                model["message"] = f"{model.get('message')}. " \
+                    f"{self.snapshot_note}"
+            document = pickle.dumps([http_code, model])
+        return super()._send_to_database(document, final=final)
+
+
+class ResumableEphemeralProcessing(InterimResultsMixin, EphemeralProcessing):
+    """Ephemeral processing (``…/processing_async``)."""
+
+
+class ResumableEphemeralProcessingWithExport(
+    InterimResultsMixin, EphemeralProcessingWithExport
+):
+    """Ephemeral processing with export (``…/processing_async_export``)."""
+
+
+class ResumablePersistentProcessing(InterimResultsMixin, PersistentProcessing):
+    """Persistent processing (``…/mapsets/<mapset>/processing_async``)."""
+
+
+def start_ephemeral_job(*args):
+    ResumableEphemeralProcessing(*args).run()
+
+
+def start_ephemeral_export_job(*args):
+    ResumableEphemeralProcessingWithExport(*args).run()
+
+
+def start_persistent_job(*args):
+    ResumablePersistentProcessing(*args).run()
+
+
+# actinia-core class name -> start function of its resumable worker
+START_JOB = {
+    "AsyncEphemeralResource": start_ephemeral_job,
+    "AsyncEphemeralExportResource": start_ephemeral_export_job,
+    "AsyncPersistentResource": start_persistent_job,
+}
