@@ -15,7 +15,12 @@ import sys
 
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.api.resume import ResumeResourceManager
-from actinia_resume_plugin.config import ConfigError, current_config
+from actinia_resume_plugin.config import (
+    CORE_CLASSES,
+    ConfigError,
+    ResumeConfig,
+    current_config,
+)
 
 
 def core_endpoint_names(class_name: str) -> list[str]:
@@ -38,24 +43,104 @@ def replace_view(flask_api, endpoint: str, resource_cls) -> None:
     app.view_functions[endpoint] = view
 
 
-def plugin_endpoints() -> dict[str, type]:
-    """Endpoint name -> our resource class."""
+def plugin_resource_classes() -> dict[str, type]:
+    """Plugin endpoint class name -> our resumable variant of it, for the
+    plugins that are installed (today: actinia-module-plugin)."""
+    try:
+        from actinia_resume_plugin.api.module_plugin import (
+            MODULE_PLUGIN_RESOURCES,
+        )
+    except ImportError:
+        return {}
+    return dict(MODULE_PLUGIN_RESOURCES)
+
+
+def _csv_line(path: str | None, class_name: str) -> str:
+    """``file:line`` of the CSV row naming ``class_name`` (for messages)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, 1):
+                cell = line.split(";", 1)[0].strip()
+                if cell.lower() == class_name.lower():
+                    return f"{path}:{lineno}"
+    except (OSError, TypeError):
+        pass
+    return str(path)
+
+
+def csv_plugin_endpoints(registered, config: ResumeConfig) -> dict[str, type]:
+    """Endpoint name -> our resource for every plugin row of the endpoints
+    CSV (``save_interim_results_endpoints_cfg``).
+
+    Each plugin class is looked up among the endpoints actinia has
+    registered. A row that names no registered endpoint, a class we have no
+    resumable variant of, or a core class that does not match the kind of
+    job the endpoint runs, raises :class:`ConfigError`: resumption of that
+    endpoint would otherwise silently not work.
+    """
+    core = {name.lower() for name in CORE_CLASSES}
+    variants = {name.lower(): cls
+                for name, cls in plugin_resource_classes().items()}
+    endpoints: dict[str, type] = {}
+    for plugin_class, core_class in config.endpoint_map.items():
+        if plugin_class in core:
+            continue
+        where = _csv_line(config.endpoints_cfg, plugin_class)
+        names = [n for n in core_endpoint_names(plugin_class)
+                 if n in registered]
+        if not names:
+            raise ConfigError(
+                f"{where}: {plugin_class!r} is not an endpoint registered in "
+                "actinia; install its plugin and list it before "
+                "actinia_resume_plugin in [API] plugins, or remove the row")
+        resource_cls = variants.get(plugin_class)
+        if resource_cls is None:
+            raise ConfigError(
+                f"{where}: actinia_resume_plugin has no resumable variant of "
+                f"endpoint {plugin_class!r} (known: "
+                f"{', '.join(sorted(plugin_resource_classes())) or 'none'})")
+        if resource_cls.core_class != core_class:
+            raise ConfigError(
+                f"{where}: {plugin_class!r} runs "
+                f"{resource_cls.core_class} jobs; it cannot be resumed with "
+                f"{core_class}")
+        for name in names:
+            endpoints[name] = resource_cls
+    return endpoints
+
+
+def plugin_endpoints(registered=(), config: ResumeConfig | None = None
+                     ) -> dict[str, type]:
+    """Endpoint name -> our resource class: actinia-core's resources, and
+    the plugin endpoints of the endpoints CSV that are in ``registered``."""
     endpoints = {"resourcemanager": ResumeResourceManager}
     for core_class, resource_cls in RESUMABLE_RESOURCES.items():
         for name in core_endpoint_names(core_class):
             endpoints[name] = resource_cls
+    if config is not None:
+        endpoints.update(csv_plugin_endpoints(set(registered), config))
     return endpoints
 
 
 def create_endpoints(flask_api):
     """Called by actinia-core after its own endpoints are registered."""
     try:
-        current_config()
+        config = current_config()
+        endpoints = plugin_endpoints(flask_api.app.view_functions, config)
     except ConfigError as exc:
         # actinia swallows exceptions of plugins; a broken configuration
         # must stop the server instead of silently disabling resumption.
         print(f"actinia_resume_plugin: configuration error: {exc}",
               file=sys.stderr, flush=True)
         raise SystemExit(f"actinia_resume_plugin: {exc}") from exc
-    for endpoint, resource_cls in plugin_endpoints().items():
+    if any(cls.__module__.endswith(".module_plugin")
+           for cls in endpoints.values()):
+        from actinia_resume_plugin.api.module_plugin import (
+            honour_pctemplates_env,
+        )
+        folder = honour_pctemplates_env()
+        if folder:
+            print(f"actinia_resume_plugin: actinia-module-plugin templates "
+                  f"from PCTEMPLATES={folder}", file=sys.stderr, flush=True)
+    for endpoint, resource_cls in endpoints.items():
         replace_view(flask_api, endpoint, resource_cls)

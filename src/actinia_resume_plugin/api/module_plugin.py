@@ -1,0 +1,100 @@
+"""actinia-module-plugin's processing resources, run by our resumable workers.
+
+actinia-module-plugin serves ``…/<project>/processing_export``
+(``GdiAsyncEphemeralExportResource``) and
+``…/<project>/mapsets/<mapset>/processing`` (``GdiAsyncPersistentResource``).
+Their POST expands actinia-module templates (e.g. ``index_NDVI``) into a
+plain process chain and enqueues actinia-core's ``start_job``. Our subclasses
+keep the template expansion (the module plugin's own
+``preprocess_build_pc_and_enqueue``) and only hand it our start function, so
+the job saves interim results. The job record stores the *expanded* chain;
+a PUT resumes it with the actinia-core class the endpoints CSV names.
+
+This module imports actinia_module_plugin; endpoints.py imports it only when
+that plugin is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+from actinia_module_plugin.api.processing import (
+    GdiAsyncEphemeralExportResource,
+    GdiAsyncPersistentResource,
+    preprocess_build_pc_and_enqueue,
+)
+from flask import jsonify, make_response
+
+from actinia_resume_plugin.worker.processing import (
+    start_ephemeral_export_job,
+    start_persistent_job,
+)
+
+
+class ResumableGdiEphemeralExportResource(GdiAsyncEphemeralExportResource):
+    """``…/<project>/processing_export`` with templates and interim results."""
+
+    core_class = "AsyncEphemeralExportResource"
+
+    def post(self, project_name):
+        """Execute an ephemeral process chain (actinia-module templates
+        allowed) and store results for download; failed jobs can be
+        resumed."""
+        preprocess_build_pc_and_enqueue(
+            self, {"has_json": True, "project_name": project_name},
+            start_ephemeral_export_job,
+        )
+        html_code, response_model = pickle.loads(self.response_data)
+        return make_response(jsonify(response_model), html_code)
+
+
+class ResumableGdiPersistentResource(GdiAsyncPersistentResource):
+    """``…/<project>/mapsets/<mapset>/processing`` with templates and
+    interim results."""
+
+    core_class = "AsyncPersistentResource"
+
+    def post(self, project_name, mapset_name):
+        """Execute a process chain (actinia-module templates allowed) in a
+        new or existing mapset; failed jobs can be resumed."""
+        preprocess_build_pc_and_enqueue(
+            self, {"has_json": True, "project_name": project_name,
+                   "mapset_name": mapset_name},
+            start_persistent_job,
+        )
+        html_code, response_model = pickle.loads(self.response_data)
+        return make_response(jsonify(response_model), html_code)
+
+
+# plugin class name (as in the endpoints CSV) -> our resumable resource
+MODULE_PLUGIN_RESOURCES = {
+    "GdiAsyncEphemeralExportResource": ResumableGdiEphemeralExportResource,
+    "GdiAsyncPersistentResource": ResumableGdiPersistentResource,
+}
+
+
+def honour_pctemplates_env() -> str | None:
+    """Point the module plugin's template loader at ``$PCTEMPLATES``.
+
+    actinia-module-plugin documents ``PCTEMPLATES`` as the template folder,
+    but 2.12.1 reads it only when a ``config/*.ini`` exists below the
+    server's working directory; otherwise it keeps its built-in
+    ``/src/actinia-module-plugin/…`` path and finds no template. Returns the
+    folder now used (None when nothing was changed).
+    """
+    path = os.environ.get("PCTEMPLATES")
+    if not path:
+        return None
+    from jinja2 import FileSystemLoader
+    from actinia_module_plugin.resources.config import PCTEMPLATECONFIG
+    from actinia_module_plugin.resources.templating import pcTplEnv
+
+    searchpath = list(getattr(pcTplEnv.loader, "searchpath", []) or [])
+    if searchpath == [path]:
+        return None
+    PCTEMPLATECONFIG.pathfile = path
+    pcTplEnv.loader = FileSystemLoader(path)
+    if pcTplEnv.cache is not None:
+        pcTplEnv.cache.clear()
+    return path
