@@ -214,6 +214,11 @@ def plan_resume(
 
     possible = [0] + [s + 1 for s in usable if s + 1 <= resume]
     if from_step is not None and resume == from_step and from_step > 0 and (from_step - 1) not in snaps:
+        if len(possible) == 1:
+            # no snapshot at or before the requested step, but maybe after
+            # it (onError keeps only the one before the failed step)
+            natural = min([c for c in (first_diff, failed_step) if c is not None] or [n])
+            possible += [s + 1 for s in usable if resume < s + 1 <= natural]
         earliest = possible[1] if len(possible) > 1 else 0
         others = ", ".join(str(p) for p in possible[1:])
         raise ResumeNotPossible(

@@ -328,3 +328,13 @@ def test_resolve_errors(ref, msg):
 def test_resolve_ambiguous_id():
     with pytest.raises(ValueError, match="ambiguous"):
         resolve_step_ref("a", ["a", "b", "a"])
+
+
+def test_from_step_before_only_later_snapshot_names_that_snapshot():
+    # onError kept only the snapshot before the failed step 4
+    with pytest.raises(ResumeNotPossible) as exc:
+        plan_resume(OLD, OLD, failed_step=4, snapshot_steps={3}, from_step=2)
+    assert exc.value.earliest == 4
+    assert exc.value.possible == [0, 4]
+    assert "Earliest possible step: 4" in str(exc.value)
+    assert "0 (from the start)" in str(exc.value)
