@@ -38,6 +38,8 @@ class ResumeConfig:
     resource_dir: str = os.path.expanduser("~/actinia/resources")
     resource_quota_gb: int = 100
     interim_results_ttl_days: float | None = None
+    # how often the retention thread looks for expired interim results
+    interim_results_ttl_check_seconds: float = 600.0
     # lower-case endpoint class name -> actinia-core class used to resume
     endpoint_map: dict[str, str] = field(default_factory=dict)
 
@@ -137,6 +139,8 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
     ttl = get("MISC", "interim_results_ttl_days")
     try:
         ttl_days = float(ttl) if ttl not in (None, "", "off") else None
+        ttl_check = float(
+            get("MISC", "interim_results_ttl_check_seconds", "600"))
         quota = int(get("GRASS", "grass_resource_quota", "100"))
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
@@ -151,6 +155,7 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
         ),
         resource_quota_gb=quota,
         interim_results_ttl_days=ttl_days,
+        interim_results_ttl_check_seconds=ttl_check,
         endpoint_map=endpoint_map,
     )
 

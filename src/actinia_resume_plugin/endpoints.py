@@ -14,6 +14,10 @@ from __future__ import annotations
 import sys
 
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
+from actinia_resume_plugin.api.resource_storage import (
+    ResourceStorageResource,
+    start_retention_thread,
+)
 from actinia_resume_plugin.api.resume import ResumeResourceManager
 from actinia_resume_plugin.config import (
     CORE_CLASSES,
@@ -113,7 +117,8 @@ def plugin_endpoints(registered=(), config: ResumeConfig | None = None
                      ) -> dict[str, type]:
     """Endpoint name -> our resource class: actinia-core's resources, and
     the plugin endpoints of the endpoints CSV that are in ``registered``."""
-    endpoints = {"resourcemanager": ResumeResourceManager}
+    endpoints = {"resourcemanager": ResumeResourceManager,
+                 "syncresourcestorageresource": ResourceStorageResource}
     for core_class, resource_cls in RESUMABLE_RESOURCES.items():
         for name in core_endpoint_names(core_class):
             endpoints[name] = resource_cls
@@ -144,3 +149,5 @@ def create_endpoints(flask_api):
                   f"from PCTEMPLATES={folder}", file=sys.stderr, flush=True)
     for endpoint, resource_cls in endpoints.items():
         replace_view(flask_api, endpoint, resource_cls)
+    # [MISC] interim_results_ttl_days: remove expired interim results
+    start_retention_thread()

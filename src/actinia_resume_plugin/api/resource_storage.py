@@ -1,0 +1,305 @@
+"""``/resource_storage``: see, clean and bound a user's resource storage.
+
+Serves actinia's own URL and endpoint name (``syncresourcestorageresource``,
+see endpoints.py). Differences to actinia-core's SyncResourceStorageResource:
+
+* synchronous and fast: sized with os.scandir in the API process, no job in
+  the queue, no ``du``/``find`` subprocess;
+* a breakdown per unit (interim results of a job, exported resources of a
+  job, anything else) with bytes, files, steps and age;
+* any role may see and clean its **own** storage; admins the storage of the
+  users of their group (``?user_id=``), superadmins anyone's — actinia's
+  ``check_permissions`` role model;
+* ``DELETE ?olderthan=N`` removes whole units whose newest content is older
+  than N days, never single files of a saved mapset;
+* units of running or accepted jobs are never removed (reported as
+  ``skipped``).
+
+Also home of the retention thread (``[MISC] interim_results_ttl_days``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+
+from actinia_core.core.common.config import global_config
+from actinia_core.core.common.user import ActiniaUser
+from actinia_core.rest.resource_management import ResourceManagerBase
+from actinia_rest_lib.endpoint_config import check_endpoint
+from flask import jsonify, make_response, request
+
+from actinia_resume_plugin.config import current_config
+from actinia_resume_plugin.kvdb import kvdb_client
+from actinia_resume_plugin.store import resource_storage as rs
+from actinia_resume_plugin.worker.liveness import (
+    identity_is_dead,
+    job_is_alive,
+)
+
+log = logging.getLogger("actinia_resume_plugin")
+
+#: actinia's class name, for the operator's endpoint allow list
+#: ([API] endpoints_config): our class answers where actinia's would.
+CORE_CLASS_NAME = "SyncResourceStorageResource"
+QUERY_PARAMS = {"GET": {"user_id"}, "DELETE": {"user_id", "olderthan"}}
+ACTIVE_STATES = ("accepted", "running")
+
+
+def _error(http_code: int, message: str):
+    return make_response(
+        jsonify({"status": "error", "message": message}), http_code)
+
+
+# --------------------------------------------------------------------------
+# which jobs are running
+# --------------------------------------------------------------------------
+
+
+def latest_statuses(resource_logger, user_id: str, resource_ids) -> dict:
+    """``{resource_id: status of its latest iteration}`` from actinia's
+    resource logger, with one key scan for the user."""
+    wanted = set(resource_ids)
+    latest: dict[str, int] = {}
+    keys = resource_logger.db.get_keys_from_pattern(
+        f"{user_id}/{rs.RESOURCE_PREFIX}*")
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) not in (2, 3) or parts[1] not in wanted:
+            continue
+        try:
+            number = int(parts[2]) if len(parts) == 3 else 1
+        except ValueError:
+            continue
+        latest[parts[1]] = max(number, latest.get(parts[1], 0))
+    statuses = {}
+    for rid, number in latest.items():
+        raw = resource_logger.get(user_id, rid, number)
+        if raw is None:
+            continue
+        try:
+            _, model = pickle.loads(raw)
+            statuses[rid] = model.get("status")
+        except Exception:  # unreadable document: treat as unknown
+            statuses[rid] = "unknown"
+    return statuses
+
+
+def make_protect(resource_logger, kvdb, resource_dir):
+    """The ``protect`` callback of the store: units of jobs that are
+    accepted, running or whose worker's heartbeat is alive are kept.
+
+    A job actinia still lists as ``running`` whose worker is *proven* dead
+    (no heartbeat and, on this host, its recorded worker process is gone)
+    is not protected, so that retention can clean up after crashed
+    workers. When the job status cannot be read, every job is protected.
+    """
+
+    def protect(user_id: str, resource_ids: list) -> dict:
+        try:
+            statuses = latest_statuses(resource_logger, user_id, resource_ids)
+        except Exception as exc:
+            return {rid: f"job status unknown ({exc}); kept"
+                    for rid in resource_ids}
+        reasons = {}
+        for rid in resource_ids:
+            try:
+                alive = job_is_alive(kvdb, user_id, rid)
+            except Exception:
+                alive = True
+            status = statuses.get(rid)
+            if alive:
+                reasons[rid] = "job is running (its worker is alive)"
+            elif status == "accepted":
+                reasons[rid] = "job is accepted (waiting in the queue)"
+            elif status == "running" and not _worker_dead(
+                    resource_dir, user_id, rid):
+                reasons[rid] = "job is running"
+        return reasons
+
+    return protect
+
+
+def _worker_dead(resource_dir, user_id: str, resource_id: str) -> bool:
+    root = os.path.join(rs.user_storage_dir(resource_dir, user_id),
+                           rs.INTERIM_DIR, resource_id)
+    return identity_is_dead(rs.read_job_record(root).get("worker"))
+
+
+# --------------------------------------------------------------------------
+# the resource
+# --------------------------------------------------------------------------
+
+
+class ResourceStorageResource(ResourceManagerBase):
+    """GET and DELETE ``/resource_storage`` (``?user_id=``,
+    ``?olderthan=``)."""
+
+    def get(self):
+        """Size of the resource storage with a breakdown per job."""
+        if not check_endpoint("get", endpoint_class=CORE_CLASS_NAME):
+            return _error(404, "Not Found. The requested URL is not "
+                          "configured on the server.")
+        user_id, denied = self._target_user("GET")
+        if denied:
+            return denied
+        config = current_config()
+        report = rs.scan_user_storage(config.resource_dir, user_id)
+        results = report.to_dict(config.resource_quota_bytes)
+        statuses = self._statuses(
+            user_id, [u["resource_id"] for u in results["interim_results"]])
+        for unit in results["interim_results"]:
+            unit["job_status"] = statuses.get(unit["resource_id"])
+        return make_response(jsonify({
+            "status": "finished",
+            "message": "Resource storage size successfully computed",
+            "user_id": user_id,
+            "process_results": results,
+        }), 200)
+
+    def delete(self):
+        """Remove the resource storage (``?olderthan=N``: whole units whose
+        newest content is older than N days); running jobs are kept."""
+        if not check_endpoint("delete", endpoint_class=CORE_CLASS_NAME):
+            return _error(404, "Not Found. The requested URL is not "
+                          "configured on the server.")
+        user_id, denied = self._target_user("DELETE")
+        if denied:
+            return denied
+        try:
+            olderthan = rs.parse_olderthan(request.args.get("olderthan"))
+        except ValueError as exc:
+            return _error(400, f"{exc}; nothing was deleted")
+        config = current_config()
+        protect = make_protect(self.resource_logger,
+                               kvdb_client(global_config),
+                               config.resource_dir)
+        result = rs.clean_user_storage(
+            config.resource_dir, user_id, olderthan_days=olderthan,
+            protect=protect)
+        user_dir = rs.user_storage_dir(config.resource_dir, user_id)
+        os.makedirs(user_dir, mode=0o700, exist_ok=True)
+        what = ("Resource storage successfully removed" if olderthan is None
+                else f"Resource storage older than {olderthan} days "
+                "successfully removed")
+        message = (f"{what}: {len(result.removed)} unit(s) removed, "
+                   f"{result.freed_bytes} bytes freed")
+        if result.skipped:
+            message += (f"; {len(result.skipped)} unit(s) of running or "
+                        "accepted jobs kept")
+        if result.errors:
+            message += f"; {len(result.errors)} unit(s) could not be removed"
+        return make_response(jsonify({
+            "status": "error" if result.errors else "finished",
+            "message": message,
+            "user_id": user_id,
+            "olderthan": olderthan,
+            "process_results": result.to_dict(),
+        }), 500 if result.errors else 200)
+
+    # ------------------------------------------------------------------
+    def _target_user(self, method: str):
+        """The user whose storage is meant, after actinia's permission
+        check; or an error response."""
+        unknown = sorted(set(request.args) - QUERY_PARAMS[method])
+        if unknown:
+            return None, _error(
+                400, f"Unknown query parameter(s): {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(QUERY_PARAMS[method]))}; "
+                "nothing was done")
+        user_id = request.args.get("user_id", self.user_id)
+        try:
+            rs.check_user_id(user_id)
+        except ValueError as exc:
+            return None, _error(400, str(exc))
+        denied = self.check_permissions(user_id=user_id)
+        if denied:
+            return None, denied
+        if user_id != self.user_id and ActiniaUser(user_id).exists() != 1:
+            # check_permissions lets superadmins pass without this check
+            return None, _error(400, f"The user <{user_id}> does not exist")
+        return user_id, None
+
+    def _statuses(self, user_id: str, resource_ids) -> dict:
+        if not resource_ids:
+            return {}
+        try:
+            return latest_statuses(self.resource_logger, user_id,
+                                   resource_ids)
+        except Exception:
+            return {}
+
+
+# --------------------------------------------------------------------------
+# retention
+# --------------------------------------------------------------------------
+
+_retention_started = threading.Event()
+
+
+def run_retention_once(resource_logger=None, kvdb=None) -> dict:
+    """Remove unresumed interim results older than
+    ``[MISC] interim_results_ttl_days`` (no-op when it is not set)."""
+    config = current_config()
+    ttl = config.interim_results_ttl_days
+    if ttl is None:
+        return {}
+    if resource_logger is None:
+        from actinia_core.core.resources_logger import ResourceLogger
+
+        resource_logger = ResourceLogger(
+            host=global_config.KVDB_SERVER_URL,
+            port=global_config.KVDB_SERVER_PORT,
+            password=global_config.KVDB_SERVER_PW or None)
+    if kvdb is None:
+        kvdb = kvdb_client(global_config)
+    protect = make_protect(resource_logger, kvdb, config.resource_dir)
+    results = rs.expire_interim_results(config.resource_dir, ttl,
+                                        protect=protect)
+    for user_id, result in results.items():
+        if result.removed:
+            log.warning(
+                "actinia_resume_plugin: retention removed %d interim "
+                "result(s) of %s older than %s days (%d bytes)",
+                len(result.removed), user_id, ttl, result.freed_bytes)
+    return results
+
+
+def _retention_loop(stop: threading.Event) -> None:
+    resource_logger = kvdb = None
+    while True:
+        try:
+            if resource_logger is None and current_config(
+                    ).interim_results_ttl_days is not None:
+                from actinia_core.core.resources_logger import ResourceLogger
+
+                resource_logger = ResourceLogger(
+                    host=global_config.KVDB_SERVER_URL,
+                    port=global_config.KVDB_SERVER_PORT,
+                    password=global_config.KVDB_SERVER_PW or None)
+                kvdb = kvdb_client(global_config)
+            run_retention_once(resource_logger, kvdb)
+        except Exception as exc:  # never kill the thread
+            log.warning("actinia_resume_plugin: retention failed: %s", exc)
+        try:
+            interval = float(current_config().interim_results_ttl_check_seconds)
+        except Exception:
+            interval = 600.0
+        if stop.wait(max(interval, 0.1)):
+            return
+
+
+def start_retention_thread() -> threading.Thread | None:
+    """Start the retention thread once per process (daemon: it never keeps
+    actinia from exiting). It runs at once and then every
+    ``[MISC] interim_results_ttl_check_seconds`` (default 600)."""
+    if _retention_started.is_set():
+        return None
+    _retention_started.set()
+    thread = threading.Thread(
+        target=_retention_loop, args=(threading.Event(),),
+        name="resume-retention", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,252 @@
+"""Unit tests of store/resource_storage.py: sizing, units, ages, pruning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from actinia_resume_plugin.store import SnapshotStore, interim_root
+from actinia_resume_plugin.store import resource_storage as rs
+
+DAY = 86400
+USER = "alice"
+
+
+def write(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def age_tree(path: Path, days: float) -> None:
+    """Set atime/mtime of ``path`` and everything below it ``days`` back."""
+    t = time.time() - days * DAY
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in filenames + dirnames:
+            os.utime(os.path.join(dirpath, name), (t, t), follow_symlinks=False)
+    os.utime(path, (t, t))
+
+
+def make_job(resources: Path, rid: str, steps: int, files_per_step: int = 3,
+             size: int = 100) -> Path:
+    """A job root with ``steps`` snapshots saved by the real SnapshotStore."""
+    live = resources / "live" / rid
+    store = SnapshotStore(interim_root(resources, USER, rid))
+    for step in range(steps):
+        for i in range(files_per_step):
+            write(live / "mapset" / f"f{step}_{i}", bytes(size))
+        store.save(step, {"mapset": str(live / "mapset")}, {"step": step})
+    store.write_job({"status": "error", "failed_step": steps,
+                     "step_ids": [f"s{i}" for i in range(steps + 1)]})
+    return store.root
+
+
+@pytest.fixture
+def resources(tmp_path) -> Path:
+    path = tmp_path / "resources"
+    (path / USER).mkdir(parents=True)
+    return path
+
+
+def du_sb(path: Path) -> int:
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return int(out.split("\t")[0])
+
+
+# ------------------------------------------------------------------ olderthan
+@pytest.mark.parametrize("value,days", [(None, None), ("0", 0), ("7", 7),
+                                        ("36500", 36500)])
+def test_parse_olderthan_accepts_whole_days(value, days):
+    assert rs.parse_olderthan(value) == days
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "abc", "", " 3", "+3", "1e3",
+                                   "36501", "99999999999999999999"])
+def test_parse_olderthan_rejects(value):
+    with pytest.raises(ValueError, match="olderthan"):
+        rs.parse_olderthan(value)
+
+
+@pytest.mark.parametrize("user", ["", ".", "..", "a/b", "a\\b", "a\0b"])
+def test_user_id_cannot_escape(resources, user):
+    with pytest.raises(ValueError):
+        rs.scan_user_storage(resources, user)
+
+
+# ------------------------------------------------------------------ sizing
+def test_scan_breakdown_and_used_equals_du(resources):
+    root = make_job(resources, "resource_id-a", steps=3)
+    write(resources / USER / "resource_id-b" / "out.tif", bytes(5000))
+    write(resources / USER / "stray.bin", bytes(123))
+    report = rs.scan_user_storage(resources, USER)
+    assert report.used == du_sb(resources / USER)
+    kinds = {u.name: u.kind for u in report.units}
+    assert kinds == {"resource_id-a": "interim_results",
+                     "resource_id-b": "resource", "stray.bin": "other"}
+    job = report.of_kind("interim_results")[0]
+    assert job.steps == [0, 1, 2]
+    assert job.bytes == du_sb(root)
+    doc = report.to_dict(10 * 1024**3)
+    entry = doc["interim_results"][0]
+    assert entry["resource_id"] == "resource_id-a"
+    assert entry["steps"] == 3 and entry["newest_step"] == 2
+    assert entry["newest_step_id"] == "s2" and entry["failed_step"] == 3
+    assert entry["age_seconds"] < 60
+    assert doc["resources"][0]["bytes"] >= 5000
+    assert doc["other"][0]["name"] == "stray.bin"
+    assert doc["quota"] == 10 * 1024**3
+    assert doc["free"] == doc["quota"] - doc["used"]
+    assert doc["free_percent"] == int(100 * doc["free"] / doc["quota"])
+
+
+def test_hard_links_count_once(resources):
+    live = resources / "live" / "resource_id-a" / "mapset"
+    write(live / "big", bytes(100_000))
+    age_tree(live, 1)  # not "racy": unchanged files may be linked
+    store = SnapshotStore(interim_root(resources, USER, "resource_id-a"))
+    store.save(0, {"mapset": str(live)}, {})
+    before = rs.scan_user_storage(resources, USER)
+    # a second, unchanged snapshot: its file is a hard link of the first
+    store.save(1, {"mapset": str(live)}, {})
+    after = rs.scan_user_storage(resources, USER)
+    assert os.stat(store.step_path(1) / "parts/mapset/big").st_nlink == 2
+    assert before.used > 100_000
+    assert after.used - before.used < 100_000
+    assert after.used == du_sb(resources / USER)
+
+
+def test_sparse_file_counts_apparent_size(resources):
+    with open(resources / USER / "sparse", "wb") as handle:
+        handle.truncate(1024**3)
+    report = rs.scan_user_storage(resources, USER)
+    assert report.used >= 1024**3
+    assert report.usage(1024**3)["free"] <= 0
+
+
+def test_missing_user_dir_is_empty(resources):
+    report = rs.scan_user_storage(resources, "nobody")
+    assert report.used == 0 and report.units == []
+
+
+def test_scan_of_10000_files_is_fast(resources):
+    """The GET must answer in well under a second for 10,000 files."""
+    for job in range(20):
+        base = resources / USER / "interim" / f"resource_id-{job}" / "steps"
+        for step in range(5):
+            d = base / f"{step:06d}" / "parts" / "mapset"
+            d.mkdir(parents=True)
+            for i in range(100):
+                (d / f"f{i}").write_bytes(b"abc")
+            (d.parent.parent / "manifest.json").write_text("{}")
+    best = min(_timed(resources) for _ in range(3))
+    report = rs.scan_user_storage(resources, USER)
+    assert report.files == 20 * 5 * 101
+    assert sum(len(u.steps) for u in report.units) == 100
+    print(f"\nscan of {report.files} files: {best * 1000:.1f} ms")
+    assert best < 0.5
+
+
+def _timed(resources) -> float:
+    started = time.perf_counter()
+    rs.scan_user_storage(resources, USER)
+    return time.perf_counter() - started
+
+
+# ------------------------------------------------------------------ removal
+def test_delete_all_removes_everything_but_protected(resources):
+    make_job(resources, "resource_id-a", steps=2)
+    make_job(resources, "resource_id-run", steps=1)
+    write(resources / USER / "resource_id-run" / "out.tif", b"data")
+    write(resources / USER / "resource_id-c" / "out.tif", b"data")
+    calls = []
+
+    def protect(user_id, rids):
+        calls.append((user_id, rids))
+        return {"resource_id-run": "job is running"}
+
+    result = rs.clean_user_storage(resources, USER, protect=protect)
+    assert calls == [(USER, ["resource_id-a", "resource_id-c",
+                             "resource_id-run"])]
+    removed = {(u["kind"], u["resource_id"]) for u in result.removed}
+    assert removed == {("interim_results", "resource_id-a"),
+                       ("resource", "resource_id-c")}
+    skipped = {(u["kind"], u["resource_id"], u["reason"])
+               for u in result.skipped}
+    assert skipped == {("interim_results", "resource_id-run", "job is running"),
+                       ("resource", "resource_id-run", "job is running")}
+    assert result.freed_bytes == sum(u["bytes"] for u in result.removed) > 0
+    left = rs.scan_user_storage(resources, USER)
+    assert {u.name for u in left.units} == {"resource_id-run"}
+    assert len(left.units) == 2
+    # nothing hidden left behind
+    assert not [p for p in (resources / USER).rglob(".*deleted-*")]
+
+
+def test_olderthan_removes_whole_units_by_newest_content(resources):
+    old = make_job(resources, "resource_id-old", steps=2)
+    mixed = make_job(resources, "resource_id-mixed", steps=2)
+    age_tree(old, 10)
+    age_tree(mixed, 10)
+    # one fresh file in an otherwise old unit keeps the whole unit
+    os.utime(next(mixed.rglob("manifest.json")), None)
+    old_export = write(resources / USER / "resource_id-x" / "a.tif", b"1")
+    age_tree(old_export.parent, 3)
+    result = rs.clean_user_storage(resources, USER, olderthan_days=5)
+    assert [u["resource_id"] for u in result.removed] == ["resource_id-old"]
+    assert result.kept == 2
+    assert not old.exists()
+    assert SnapshotStore(mixed).steps() == [0, 1]
+    result = rs.clean_user_storage(resources, USER, olderthan_days=2)
+    assert [u["resource_id"] for u in result.removed] == ["resource_id-x"]
+    result = rs.clean_user_storage(resources, USER, olderthan_days=0)
+    assert [u["resource_id"] for u in result.removed] == ["resource_id-mixed"]
+
+
+def test_leftover_trash_is_always_removed(resources):
+    trash = write(resources / USER / "interim" / ".resource_id-a.deleted-123"
+                  / "steps" / "x", b"zz")
+    result = rs.clean_user_storage(resources, USER, olderthan_days=100)
+    assert [u["kind"] for u in result.removed] == ["trash"]
+    assert not trash.parent.parent.exists()
+
+
+def test_expire_interim_results_only_touches_old_interim(resources):
+    old = make_job(resources, "resource_id-old", steps=1)
+    fresh = make_job(resources, "resource_id-fresh", steps=1)
+    running = make_job(resources, "resource_id-run", steps=1)
+    export = write(resources / USER / "resource_id-old" / "out.tif", b"1")
+    for path in (old, running, export.parent):
+        age_tree(path, 3)
+    other_user = resources / "bob"
+    bob_old = write(other_user / "interim" / "resource_id-b" / "job.json",
+                    b"{}").parent
+    age_tree(bob_old, 3)
+    results = rs.expire_interim_results(
+        resources, 2, protect=lambda user, rids: {
+            r: "running" for r in rids if r == "resource_id-run"})
+    assert set(results) == {USER, "bob"}
+    assert [u["resource_id"] for u in results[USER].removed] == [
+        "resource_id-old"]
+    assert [u["resource_id"] for u in results[USER].skipped] == [
+        "resource_id-run"]
+    assert not old.exists() and not bob_old.exists()
+    assert fresh.exists() and running.exists()
+    assert export.exists(), "exported resources are not interim results"
+
+
+def test_failed_removal_is_reported(resources, monkeypatch):
+    make_job(resources, "resource_id-a", steps=1)
+
+    def boom(*args):
+        raise PermissionError("denied")
+
+    monkeypatch.setattr(rs.os, "rename", boom)
+    result = rs.clean_user_storage(resources, USER)
+    assert result.removed == [] and result.freed_bytes == 0
+    assert result.errors[0]["resource_id"] == "resource_id-a"
+    assert "denied" in result.errors[0]["error"]
