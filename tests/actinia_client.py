@@ -70,3 +70,15 @@ class ActiniaClient:
         if chain is not None:
             kwargs["json"] = chain
         return self.request("PUT", status_url, **kwargs)
+
+    def wait_status(self, status_url: str, status: str,
+                    timeout: float = 60.0) -> dict:
+        """Poll until the latest iteration reports ``status``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.request("GET", status_url).json()
+            if doc.get("status") == status:
+                return doc
+            if time.monotonic() > deadline:
+                raise AssertionError(f"status {status} not seen: {doc}")
+            time.sleep(0.1)

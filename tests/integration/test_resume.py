@@ -1,0 +1,294 @@
+"""Issue: job resumption through the plugin (the spec's flows, real stack).
+
+Spec flow -> test:
+- pc_error.json -> PUT pc_noerror.json (export endpoint, COG + TXT export,
+  importer, stdout of steps of the first iteration kept): test_spec_flow_*
+- PUT without body (``ls /test`` example): test_resume_without_body
+- two resumptions in a row: test_two_resumptions_in_a_row
+- True and onError: parametrised stacks; all three endpoints:
+  test_spec_flow_export, test_ephemeral_endpoint, test_persistent_endpoint
+- iterations: test_iterations_get_latest_all_and_one
+- refusals: test_put_refused_*
+- no double saving: test_only_our_interim_results_are_written
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import USER, load_chain
+
+MODES = ["stack_true", "stack_onerror"]
+
+
+@pytest.fixture(params=MODES)
+def deployment(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def missing_dir(tmp_path):
+    """A directory the chain's `ls` step needs; created to 'fix' the job."""
+    path = tmp_path / f"test-{uuid.uuid4().hex[:8]}"
+    return path
+
+
+def interim_dir(deployment, user: str, status_url: str) -> Path:
+    rid = status_url.rstrip("/").rsplit("/", 1)[1]
+    return deployment.resource_dir / user / "interim" / rid
+
+
+def check_cog(content: bytes, tmp_path: Path, url: str) -> None:
+    """The exported GeoTIFF opens with GDAL and holds the expected values."""
+    from osgeo import gdal
+
+    path = tmp_path / url.rsplit("/", 1)[1]
+    path.write_bytes(content)
+    dataset = gdal.Open(str(path))
+    assert (dataset.RasterXSize, dataset.RasterYSize) == (1500, 1350)
+    low, high = dataset.GetRasterBand(1).ComputeRasterMinMax(False)
+    if "baum" in path.name:
+        assert low == high == 5
+    else:  # elevation of the sample project
+        assert 50 < low < high < 170
+
+
+def test_spec_flow_export(deployment, file_server, tmp_path):
+    """pc_error.json -> PUT pc_noerror.json on processing_async_export."""
+    client = deployment.client(USER)
+    failed = client.run_chain(
+        "processing_async_export", load_chain("pc_error", server=file_server)
+    )
+    assert failed["status"] == "error"
+    assert "r.info" in failed["message"]
+    status_url = failed["urls"]["status"]
+    first_log = {p["id"] for p in failed["process_log"]}
+    assert "v_info1" in first_log  # ran in iteration 1
+
+    resp = client.put(status_url, load_chain("pc_noerror", server=file_server))
+    assert resp.status_code == 200, resp.text
+    done = client.wait(status_url, iteration=2)
+    assert done["status"] == "finished", done["message"]
+    assert done["iteration"] == 2
+
+    # steps of iteration 1 were not run again, their stdout results stay
+    run_now = {p["id"] for p in done["process_log"]}
+    assert "v_info1" not in run_now and "r_info1" in run_now
+    actions = {s["id"]: s["action"] for s in done["resume"]["steps"]}
+    assert actions["importer_1"] == "reused" and actions["v_info1"] == "reused"
+    assert actions["r_info1"] == "new"  # its definition changed
+    results = done["process_results"]
+    # v.info -g of the imported points (run in iteration 1) and polygon
+    assert 215000 < float(results["v_info_1"]["north"]) < 228500
+    assert 630000 < float(results["v_info_1"]["west"]) < 645000
+    assert float(results["v_info_3"]["north"]) > float(
+        results["v_info_3"]["south"])
+    assert results["r_info_1"]["rows"] == "1350"
+    assert results["r_info_1"]["datatype"] == "FCELL"  # elevation
+    assert float(results["univar_baum"]["mean"]) == 5.0
+
+    # exported files of the finished iteration are downloadable
+    urls = done["urls"]["resources"]
+    assert any(u.endswith("baum.tif") for u in urls), urls
+    assert any(u.endswith(".TXT") or "r_info2" in u for u in urls), urls
+    for url in urls:
+        got = requests.get(url, auth=client.auth, timeout=60)
+        assert got.status_code == 200, url
+        assert len(got.content) > 0
+        if url.endswith(".tif"):
+                check_cog(got.content, tmp_path, url)
+        else:  # the TXT file export is a zip with r.colors.out's rules
+            with zipfile.ZipFile(io.BytesIO(got.content)) as archive:
+                rules = archive.read(archive.namelist()[0]).decode()
+            assert "nv" in rules and len(rules.splitlines()) > 2
+
+    # a successful iteration removes the job's interim results
+    assert not interim_dir(deployment, USER[0], status_url).exists()
+
+
+def run_ls_job(client, path, missing_dir):
+    chain = load_chain("pc_error_not_in_pc", dir=missing_dir)
+    failed = client.run_chain(path, chain)
+    assert failed["status"] == "error", failed["message"]
+    assert "ls" in failed["message"]
+    return failed["urls"]["status"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", None])
+def test_resume_without_body(deployment, missing_dir, content_type):
+    """The spec's `ls /test` example: PUT with no body re-runs the stored
+    chain from the failed step (with the spec curl's JSON content type and
+    an empty body, and with no content type at all)."""
+    client = deployment.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    missing_dir.mkdir()
+    headers = {"Content-Type": content_type} if content_type else {}
+    resp = client.put(status_url, data=b"", headers=headers)
+    assert resp.status_code == 200, resp.text
+    done = client.wait(status_url, iteration=2)
+    assert done["status"] == "finished", done["message"]
+    assert [p["id"] for p in done["process_log"]][0] == "ls1"
+    assert done["process_results"]["r_info_1"]["datatype"] == "CELL"
+    assert float(done["process_results"]["univar_baum"]["max"]) == 5.0
+
+
+def test_two_resumptions_in_a_row(deployment, missing_dir):
+    client = deployment.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    # 2nd iteration still fails (dir still missing): interim results kept
+    assert client.put(status_url).status_code == 200
+    second = client.wait(status_url, iteration=2)
+    assert second["status"] == "error"
+    assert interim_dir(deployment, USER[0], status_url).exists()
+    missing_dir.mkdir()
+    assert client.put(status_url).status_code == 200
+    third = client.wait(status_url, iteration=3)
+    assert third["status"] == "finished", third["message"]
+    assert third["resume"]["steps"][0] == {"id": "r_mapcalc",
+                                           "action": "reused"}
+    assert float(third["process_results"]["univar_baum"]["mean"]) == 5.0
+    assert not interim_dir(deployment, USER[0], status_url).exists()
+
+
+def test_ephemeral_endpoint_fixed_chain(deployment, missing_dir):
+    """processing_async: PUT a fixed chain (the ls step replaced)."""
+    client = deployment.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    fixed = load_chain("pc_error_not_in_pc", dir="/")
+    fixed["list"][2]["inputs"][0]["value"] = "baum"
+    resp = client.put(status_url, fixed)
+    assert resp.status_code == 200, resp.text
+    done = client.wait(status_url, iteration=2)
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["steps"][0]["action"] == "reused"
+    assert done["process_results"]["univar_baum"]["min"] == "5"
+
+
+def test_persistent_endpoint(deployment, missing_dir):
+    """…/mapsets/<m>/processing_async: the resumed job writes its mapset."""
+    client = deployment.client(USER)
+    mapset = f"resume_{uuid.uuid4().hex[:8]}"
+    status_url = run_ls_job(
+        client, f"mapsets/{mapset}/processing_async", missing_dir
+    )
+    missing_dir.mkdir()
+    assert client.put(status_url).status_code == 200
+    done = client.wait(status_url, iteration=2)
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["steps"][0]["action"] == "reused"
+    check = {"version": "1", "list": [{
+        "id": "univar", "module": "r.univar", "flags": "g",
+        "inputs": [{"param": "map", "value": f"baum@{mapset}"}],
+        "stdout": {"id": "stats", "format": "kv", "delimiter": "="}}]}
+    doc = client.run_chain("processing_async", check)
+    assert doc["status"] == "finished", doc["message"]
+    assert float(doc["process_results"]["stats"]["mean"]) == 5.0
+    assert doc["process_results"]["stats"]["n"] == "2025000"
+
+
+def test_iterations_get_latest_all_and_one(stack_true, missing_dir):
+    client = stack_true.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    assert client.put(status_url).status_code == 200
+    client.wait(status_url, iteration=2)
+    missing_dir.mkdir()
+    assert client.put(status_url).status_code == 200
+    client.wait(status_url, iteration=3)
+
+    latest = client.request("GET", status_url).json()
+    assert latest["iteration"] == 3 and latest["status"] == "finished"
+    bare = status_url.replace("resource_id-", "")
+    every = client.request("GET", bare).json()
+    assert sorted(every) == ["1", "2", "3"]
+    assert [every[k]["status"] for k in ("1", "2", "3")] == [
+        "error", "error", "finished"]
+    one = client.request("GET", f"{status_url}/2").json()
+    assert one["2"]["status"] == "error"
+
+
+# ---------------------------------------------------------------- refusals
+def test_put_refused_when_finished(stack_true):
+    client = stack_true.client(USER)
+    doc = client.run_chain("processing_async", load_chain("mapcalc_info"))
+    assert doc["status"] == "finished"
+    resp = client.put(doc["urls"]["status"])
+    assert resp.status_code == 409
+    assert "finished" in resp.json()["message"]
+
+
+def test_put_refused_when_unknown(stack_true):
+    client = stack_true.client(USER)
+    url = client.url(f"resources/{USER[0]}/resource_id-{uuid.uuid4()}")
+    resp = client.put(url)
+    assert resp.status_code == 404
+    assert "does not exist" in resp.json()["message"]
+
+
+def test_put_refused_for_other_user(stack_true, missing_dir):
+    owner = stack_true.client(USER)
+    status_url = run_ls_job(owner, "processing_async", missing_dir)
+    other = owner.as_user("resume-userb", "resume-userb-pw")
+    resp = other.put(status_url)
+    assert resp.status_code == 401
+    assert "permission" in resp.json()["message"]
+    # the owner's job is untouched and still resumable
+    assert owner.request("GET", status_url).json()["status"] == "error"
+
+
+def test_put_refused_while_running_and_accepted(stack_true):
+    client = stack_true.client(USER)
+    resp = client.post_chain("processing_async",
+                             load_chain("sleep", seconds=6))
+    status_url = resp.json()["urls"]["status"]
+    early = client.put(status_url)  # accepted or running: both refused
+    assert early.status_code == 409
+    client.wait_status(status_url, "running")
+    running = client.put(status_url)
+    assert running.status_code == 409
+    assert "running" in running.json()["message"]
+    assert client.wait(status_url)["status"] == "finished"
+
+
+def test_put_refused_when_interim_results_disabled(stack_false, missing_dir):
+    client = stack_false.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    resp = client.put(status_url)
+    assert resp.status_code == 400
+    assert "not set in the configuration" in resp.json()["message"]
+    assert not (stack_false.resource_dir / USER[0] / "interim").exists()
+
+
+def test_put_rejects_bad_json(stack_true, missing_dir):
+    client = stack_true.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    bad = client.put(status_url, data=b"{not json",
+                     headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and "JSON" in bad.json()["message"]
+    no_chain = client.put(status_url, {"foo": 1})
+    assert no_chain.status_code == 400
+    # nothing lost: the job can still be resumed
+    missing_dir.mkdir()
+    assert client.put(status_url).status_code == 200
+    assert client.wait(status_url, iteration=2)["status"] == "finished"
+
+
+# ------------------------------------------------------- who does the work
+def test_only_our_interim_results_are_written(stack_true, missing_dir):
+    """actinia-core's own InterimResult (step<N>/tmpdir<N> folders) must not
+    save anything while our plugin is loaded."""
+    client = stack_true.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    root = interim_dir(stack_true, USER[0], status_url)
+    names = sorted(p.name for p in root.iterdir())
+    assert "steps" in names and "job.json" in names
+    assert not [n for n in names if n.startswith(("step", "tmpdir"))
+                and n != "steps"], names
+    assert (root / "steps" / "000000" / "manifest.json").exists()
+    log = stack_true.log()
+    assert "Saving interim results of step" not in log
