@@ -156,9 +156,9 @@ def test_persistent_module_plugin_endpoint_resumed(stack_onerror):
     assert record["core_class"] == "AsyncPersistentResource"
     assert record["mapset"] == mapset
     # nothing reached the target mapset
-    resp = client.request(
-        "GET", client.project_url(f"mapsets/{mapset}/raster_layers"))
-    assert "ndvi_p" not in json.dumps(resp.json().get("process_results"))
+    target = (stack_onerror.data / "userdata" / "superadmin" / "nc_spm_08"
+              / mapset)
+    assert not (target / "fcell" / "ndvi_p").exists()
 
     fixed = load_chain("pc_template_persistent_fixed")
     resp = client.put(status, fixed)
@@ -171,14 +171,19 @@ def test_persistent_module_plugin_endpoint_resumed(stack_onerror):
     univar = doc["process_results"]["univar"]
     assert int(univar["n"]) == 1350 * 1500
     assert -1.0 <= float(univar["min"]) < float(univar["max"]) <= 1.0
-    # the persistent mapset now holds the NDVI map computed in iteration 1
-    resp = client.request(
-        "GET", client.project_url(f"mapsets/{mapset}/raster_layers/ndvi_p"))
-    assert resp.status_code == 200, resp.text
-    layer = resp.json()["process_results"]
-    assert layer["datatype"] == "FCELL"
-    assert float(layer["max"]) == pytest.approx(float(univar["max"]),
-                                                abs=1e-5)
+    # the persistent mapset now holds the NDVI map (from the restored
+    # interim result of iteration 1): read it back with a new job
+    assert (target / "fcell" / "ndvi_p").is_file()
+    check = {"version": "1", "list": [{
+        "id": "r_univar", "module": "r.univar", "flags": "g",
+        "inputs": [{"param": "map", "value": f"ndvi_p@{mapset}"}],
+        "stdout": {"id": "univar", "format": "kv", "delimiter": "="}}]}
+    again = client.run_chain("processing_async", check)
+    assert again["status"] == "finished", again["message"]
+    stored = again["process_results"]["univar"]
+    assert stored["n"] == univar["n"]
+    assert float(stored["max"]) == pytest.approx(float(univar["max"]))
+    assert float(stored["mean"]) == pytest.approx(float(univar["mean"]))
 
 
 # ------------------------------------------------------ malformed CSV files
