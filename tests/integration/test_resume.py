@@ -15,6 +15,10 @@ Spec flow -> test:
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -292,3 +296,63 @@ def test_only_our_interim_results_are_written(stack_true, missing_dir):
     assert (root / "steps" / "000000" / "manifest.json").exists()
     log = stack_true.log()
     assert "Saving interim results of step" not in log
+
+
+def test_put_by_admin_of_group_runs_as_owner(stack_true, missing_dir):
+    """An admin of the owner's group may resume; the new iteration belongs
+    to the owner. An admin of another group may not."""
+    owner = stack_true.client(USER)
+    status_url = run_ls_job(owner, "processing_async", missing_dir)
+    other_admin = owner.as_user("resume-adminb", "resume-adminb-pw")
+    assert other_admin.put(status_url).status_code == 401
+    missing_dir.mkdir()
+    admin = owner.as_user("resume-admin", "resume-admin-pw")
+    resp = admin.put(status_url)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["user_id"] == USER[0]
+    done = owner.wait(status_url, iteration=2)
+    assert done["status"] == "finished", done["message"]
+    assert done["user_id"] == USER[0]
+
+
+def _parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_put_resumes_a_running_job_whose_worker_died(stack_true):
+    """A job left `running` by a killed worker is provably dead at once (its
+    recorded pid is gone), without actinia's 5 s time_delta guess."""
+    client = stack_true.client(USER)
+    resp = client.post_chain("processing_async",
+                             load_chain("sleep", seconds=60))
+    status_url = resp.json()["urls"]["status"]
+    root = interim_dir(stack_true, USER[0], status_url)
+    client.wait_status(status_url, "running")
+    deadline = time.monotonic() + 30
+    while not (root / "steps" / "000000" / "manifest.json").exists():
+        assert time.monotonic() < deadline, "no interim result of step 0"
+        time.sleep(0.1)
+    worker = json.loads((root / "job.json").read_text())["worker"]["pid"]
+    queue_manager = _parent_pid(worker)
+    # freeze actinia's queue manager so it cannot mark the job as failed,
+    # then kill the worker: the job stays "running" without a worker
+    os.kill(queue_manager, signal.SIGSTOP)
+    try:
+        os.kill(worker, signal.SIGKILL)
+        time.sleep(0.5)
+        assert client.request("GET", status_url).json()["status"] == "running"
+        fixed = load_chain("sleep", seconds=0)
+        started = time.monotonic()
+        resp = client.put(status_url, fixed)
+        assert resp.status_code == 200, resp.text
+        assert time.monotonic() - started < 3  # no 5 s sleep-and-compare
+    finally:
+        os.kill(queue_manager, signal.SIGCONT)
+    done = client.wait(status_url, iteration=2)
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["steps"][0] == {"id": "r_mapcalc",
+                                          "action": "reused"}
+    assert done["process_results"]["r_info_1"]["datatype"] == "CELL"
+    first = client.request("GET", f"{status_url}/1").json()["1"]
+    assert first["status"] == "error"

@@ -25,14 +25,17 @@ def heartbeat_key(user_id: str, resource_id: str) -> str:
 
 
 def process_start_time(pid: int) -> str | None:
-    """The start time of ``pid`` in clock ticks since boot (from /proc), so
-    that a recycled pid is not mistaken for the worker."""
+    """The start time of a living ``pid`` in clock ticks since boot (from
+    /proc), so that a recycled pid is not mistaken for the worker. None for
+    a missing process and for a zombie (killed, not yet reaped)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            stat = handle.read()
+            fields = handle.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 def worker_identity() -> dict:
