@@ -196,7 +196,7 @@ def start(opts: argparse.Namespace) -> dict:
     wait_for(lambda: valkey_ping(opts.valkey_port), "valkey", 20)
     create_users(env)
     gunicorn_pid = spawn(
-        [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{opts.port}", "-w", "1",
+        [str(BIN / "gunicorn"), "-b", f"{opts.bind}:{opts.port}", "-w", "1",
          "-k", "gthread", "--threads", "8", "--timeout", "600",
          "--no-control-socket", "actinia_core.main:flask_app"],
         data / "logs" / "actinia.log", env, data,
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_start.add_argument("--data", required=True)
     p_start.add_argument("--port", type=int, default=0)
     p_start.add_argument("--valkey-port", type=int, default=0)
+    p_start.add_argument("--bind", default="127.0.0.1",
+                         help="address gunicorn listens on")
     p_start.add_argument("--save-interim-results", default="True")
     p_start.add_argument(
         "--endpoints-csv",

@@ -10,7 +10,7 @@ DATA="${ACTINIA_DATA:-$REPO/.data/demo}"
 PORT="${ACTINIA_PORT:-8088}"
 "$REPO/scripts/install.sh"
 state="$("$REPO/.venv/bin/python" "$REPO/scripts/stack.py" start --data "$DATA" \
-  --port "$PORT" --save-interim-results "${SAVE_INTERIM_RESULTS:-True}" | tail -n1)"
+  --port "$PORT" --bind "${ACTINIA_BIND:-127.0.0.1}" --save-interim-results "${SAVE_INTERIM_RESULTS:-True}" | tail -n1)"
 URL="http://127.0.0.1:$PORT/api/v3"
 cat <<MSG
 

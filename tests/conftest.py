@@ -34,8 +34,16 @@ class Deployment:
         self.url = state["url"]
         self.config = Path(state["config"])
 
+    @functools.cached_property
+    def project_url_part(self) -> str:
+        """`locations` for GRASS < 8.4, `projects` from 8.4 on (as actinia)."""
+        doc = ActiniaClient(self.url, *SUPERADMIN).request("GET", "version")
+        version = doc.json()["grass_version"]["version"]
+        major_minor = tuple(int(x) for x in version.split(".")[:2])
+        return "locations" if major_minor < (8, 4) else "projects"
+
     def client(self, user=SUPERADMIN) -> ActiniaClient:
-        return ActiniaClient(self.url, *user)
+        return ActiniaClient(self.url, *user, self.project_url_part)
 
     @property
     def resource_dir(self) -> Path:

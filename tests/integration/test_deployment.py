@@ -18,3 +18,31 @@ def test_chain_finishes_with_r_info_values(stack_true):
     assert info["north"] == "228500" and info["datatype"] == "CELL"
     univar = doc["process_results"]["univar"]
     assert float(univar["mean"]) == 5.0
+
+
+def test_our_workers_serve_all_processing_endpoints(stack_true):
+    """Our resources serve actinia's URLs: the final response of each core
+    processing endpoint carries our `resume` section."""
+    client = stack_true.client()
+    for path in ("processing_async", "processing_async_export",
+                 "mapsets/deployment_check/processing_async"):
+        doc = client.run_chain(path, load_chain("mapcalc_info"))
+        assert doc["status"] == "finished", (path, doc["message"])
+        assert doc["resume"]["iteration"] == 1
+        assert [s["action"] for s in doc["resume"]["steps"]] == ["run"] * 3
+
+
+def test_projects_urls_follow_the_grass_version(stack_true):
+    """GRASS 8.2 serves `locations/`; `projects/` answers 404 as in
+    actinia-core (our resources keep actinia's URL decorator)."""
+    client = stack_true.client()
+    version = client.request("GET", "version").json()["grass_version"]
+    major_minor = tuple(int(x) for x in version["version"].split(".")[:2])
+    resp = client.request("POST", client.url(
+        "projects/nc_spm_08/processing_async"),
+        json=load_chain("mapcalc_info"))
+    if major_minor < (8, 4):
+        assert resp.status_code == 404
+        assert "8.4" in resp.json()["message"]
+    else:
+        assert resp.status_code == 200

@@ -158,7 +158,7 @@ class InterimResultsMixin:
             keep = {s for s in self.store.steps() if s < start}
             self.store.prune(keep)
         self.resume_report = {
-            "iteration": self.iteration,
+            "iteration": self.iteration or 1,
             "start_step": start,
             "restored_interim_result": restore,
             "steps": [
