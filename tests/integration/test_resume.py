@@ -21,6 +21,7 @@ import signal
 import time
 import uuid
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -356,3 +357,17 @@ def test_put_resumes_a_running_job_whose_worker_died(stack_true):
     assert done["process_results"]["r_info_1"]["datatype"] == "CELL"
     first = client.request("GET", f"{status_url}/1").json()["1"]
     assert first["status"] == "error"
+
+
+def test_concurrent_puts_start_one_iteration(stack_true, missing_dir):
+    client = stack_true.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    missing_dir.mkdir()
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: client.put(status_url).status_code,
+                                range(4)))
+    assert codes == [200, 409, 409, 409]
+    done = client.wait(status_url, iteration=2)
+    assert done["status"] == "finished"
+    every = client.request("GET", status_url.replace("resource_id-", ""))
+    assert sorted(every.json()) == ["1", "2"]

@@ -30,6 +30,7 @@ from actinia_resume_plugin.worker.liveness import job_is_alive
 
 PREFIX = "resource_id-"
 TRUE_WORDS = ("1", "true", "yes", "on")
+PUT_LOCK_SECONDS = 60
 
 
 class ResumeError(Exception):
@@ -87,11 +88,25 @@ class ResumeResourceManager(ResourceManager):
         )
 
     def put(self, user_id, resource_id):
-        """Resume a failed job from its interim results."""
+        """Resume a failed job from its interim results.
+
+        Two PUTs racing for the same job would both see it failed and both
+        start iteration n+1; a short lock in the key-value database lets one
+        through (the new iteration is `accepted` before the lock is released,
+        so later PUTs are refused by status).
+        """
+        resource_id = full_resource_id(resource_id)
+        kvdb = kvdb_client(global_config)
+        lock = f"actinia_resume_plugin::put::{user_id}::{resource_id}"
+        if not kvdb.set(lock, "1", nx=True, ex=PUT_LOCK_SECONDS):
+            return error_response(
+                409, "Another PUT for this job is being processed")
         try:
-            return self._resume(user_id, full_resource_id(resource_id))
+            return self._resume(user_id, resource_id)
         except ResumeError as exc:
             return error_response(exc.http_code, exc.message)
+        finally:
+            kvdb.delete(lock)
 
     # ------------------------------------------------------------------
     def _resume(self, user_id: str, resource_id: str):
