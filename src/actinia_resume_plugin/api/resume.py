@@ -83,8 +83,11 @@ class ResumeResourceManager(ResourceManager):
         if resource_id.startswith(PREFIX):
             http_code, model = docs[max(docs)]
             return make_response(jsonify(model), http_code)
+        # not jsonify: flask sorts keys as strings ("10" before "2")
         return make_response(
-            jsonify({str(n): model for n, (_, model) in docs.items()}), 200
+            json.dumps({str(n): model for n, (_, model) in docs.items()},
+                       default=str),
+            200, {"Content-Type": "application/json"},
         )
 
     def put(self, user_id, resource_id):
