@@ -26,6 +26,9 @@ from actinia_resume_plugin.config import (
     current_config,
 )
 
+# gunicorn's exit status for a worker that cannot boot (halts the master)
+WORKER_BOOT_ERROR = 3
+
 
 def core_endpoint_names(class_name: str) -> list[str]:
     """actinia-core registers each project resource twice."""
@@ -137,7 +140,9 @@ def create_endpoints(flask_api):
         # must stop the server instead of silently disabling resumption.
         print(f"actinia_resume_plugin: configuration error: {exc}",
               file=sys.stderr, flush=True)
-        raise SystemExit(f"actinia_resume_plugin: {exc}") from exc
+        # Exit status 3 is gunicorn's "worker failed to boot": the master
+        # stops instead of restarting the worker (and failing) forever.
+        raise SystemExit(WORKER_BOOT_ERROR) from exc
     if any(cls.__module__.endswith(".module_plugin")
            for cls in endpoints.values()):
         from actinia_resume_plugin.api.module_plugin import (
