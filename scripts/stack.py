@@ -10,6 +10,7 @@ module, so the tests run exactly the deployment an operator would run.
     stack.py start --data DIR [--port P] [--valkey-port Q]
                    [--save-interim-results True|onError|False]
                    [--misc key=value ...] [--quota GB]
+                   [--plugins actinia_module_plugin,actinia_resume_plugin]
     stack.py stop --data DIR
 """
 
@@ -93,6 +94,8 @@ def render_config(data: Path, opts: argparse.Namespace) -> Path:
         ENDPOINTS_CSV=opts.endpoints_csv,
         RESOURCE_QUOTA=str(opts.quota),
         EXTRA_MISC=extra,
+        PLUGINS=json.dumps(
+            [p.strip() for p in opts.plugins.split(",") if p.strip()]),
     )
     path = data / "actinia.cfg"
     path.write_text(cfg)
@@ -253,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(REPO / "config" / "actinia_interim_endpoints.csv"),
     )
     p_start.add_argument("--quota", type=int, default=100)
+    p_start.add_argument(
+        "--plugins", default="actinia_module_plugin,actinia_resume_plugin",
+        help="comma-separated actinia plugins ('' = none, e.g. to run "
+             "actinia-core's built-in interim results)")
     p_start.add_argument("--misc", action="append", default=[],
                          help="extra [MISC] line key=value (repeatable)")
     p_stop = sub.add_parser("stop")
