@@ -189,6 +189,27 @@ class InterimResultsMixin:
         self.current_position = None
 
     # ------------------------------------------------------------ restore
+    def _create_temp_database(self, mapsets=None):
+        """Do not link job-local mapsets.
+
+        actinia requires every ``map@mapset`` of the chain to exist in the
+        project before the job starts (and adds it to the search path).
+        Mapsets matching ``include_additional_mapset_pattern`` that do not
+        exist there are created by the chain itself (or restored from an
+        interim result), so they are dropped from ``mapsets`` in place (it
+        is ``self.required_mapsets``, also used for the search path).
+        """
+        pattern = self.resume_config.include_additional_mapset_pattern
+        if pattern and mapsets:
+            roots = [getattr(self, "global_project_path", None),
+                     getattr(self, "user_project_path", None)]
+            mapsets[:] = [
+                m for m in mapsets
+                if not fnmatch(m, pattern) or any(
+                    r and os.path.isdir(os.path.join(r, m)) for r in roots)
+            ]
+        return super()._create_temp_database(mapsets)
+
     def _create_temporary_mapset(self, temp_mapset_name,
                                  source_mapset_name=None,
                                  interim_result_mapset=None,
