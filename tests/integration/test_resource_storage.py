@@ -403,7 +403,8 @@ def test_retention_removes_expired_interim_results_only(stacks):
     (export / "result.tif").write_bytes(b"x")
     age_tree(export, 5)
     # a running job whose interim results look old is kept
-    running = s.client.post_chain("processing_async", sleeping_chain(8)
+    # (sleeps long enough to outlast the waits below on a loaded machine)
+    running = s.client.post_chain("processing_async", sleeping_chain(25)
                                   ).json()["urls"]["status"]
     running_root = s.interim(rid_of(running))
     wait_for((running_root / "steps" / "000000" / "manifest.json").exists,
