@@ -268,6 +268,46 @@ def plan_resume(
     return ResumePlan(start=start, restore_snapshot=restore, actions=actions, notice=notice)
 
 
+def plan_from_interim_results(
+    new_fps: Sequence[str],
+    saved_fps: Sequence[str],
+    failed_step: int | None,
+    snapshot_fps: dict[int, str],
+    from_step: int | None = None,
+) -> ResumePlan:
+    """Plan the next iteration from the interim results that are stored.
+
+    An interim result of step ``k`` is usable for the new chain exactly when
+    its recorded (chained) fingerprint equals the new chain's fingerprint of
+    step ``k``: it then holds the state after steps ``0..k`` of this very
+    chain. Besides :func:`plan_resume`'s rule (first change against the
+    previous iteration, failed step, ``from_step``), this lets a job continue
+    after an interim result of an *earlier* iteration, e.g. when a PUT with a
+    broken chain failed and the original chain is sent again.
+    """
+    valid = sorted(
+        step for step, fp in snapshot_fps.items()
+        if step < len(new_fps) and fp == new_fps[step]
+    )
+    plan = plan_resume(new_fps, saved_fps, failed_step, valid, from_step)
+    furthest = valid[-1] + 1 if valid else 0
+    if from_step is not None or furthest <= plan.start:
+        return plan
+    actions = [
+        "reused" if i < furthest
+        else "rerun" if i < len(saved_fps) and saved_fps[i] == fp
+        else "new"
+        for i, fp in enumerate(new_fps)
+    ]
+    return ResumePlan(
+        start=furthest, restore_snapshot=furthest - 1, actions=actions,
+        notice=(
+            f"An interim result of an earlier iteration matches this chain "
+            f"up to step {furthest - 1}; resuming from step {furthest}."
+        ),
+    )
+
+
 def resolve_step_ref(ref, chain_ids_in_execution_order: Sequence[str]) -> int:
     """Turn a user's step reference into a 0-based position.
 

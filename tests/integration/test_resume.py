@@ -371,3 +371,40 @@ def test_concurrent_puts_start_one_iteration(stack_true, missing_dir):
     assert done["status"] == "finished"
     every = client.request("GET", status_url.replace("resource_id-", ""))
     assert sorted(every.json()) == ["1", "2"]
+
+
+def test_failed_put_chain_loses_no_interim_result(stack_true, missing_dir):
+    """A PUT whose chain fails early (here: a step that does not exist as
+    a module) keeps the interim results a later, correct PUT reuses."""
+    client = stack_true.client(USER)
+    chain = load_chain("pc_error_not_in_pc", dir=missing_dir)
+    chain["list"].insert(1, {"id": "calc2", "module": "r.mapcalc",
+                             "inputs": [{"param": "expression",
+                                         "value": "baum2=baum*2"}]})
+    failed = client.run_chain("processing_async", chain)
+    assert failed["status"] == "error"
+    status_url = failed["urls"]["status"]
+    # iteration 2: a typo in step 0 makes everything run again and fail
+    typo = json.loads(json.dumps(chain))
+    typo["list"][0]["inputs"][0]["value"] = "baum=5+"
+    assert client.put(status_url, typo).status_code == 200
+    assert client.wait(status_url, iteration=2)["status"] == "error"
+    # iteration 3: the original chain, fixed environment: steps 0 and 1
+    # come from interim results of iteration 1
+    missing_dir.mkdir()
+    plan = client.put(status_url + "?dry_run=true", chain).json()["plan"]
+    assert plan["start"] == 2 and plan["restore_snapshot"] == 1
+    assert client.put(status_url, chain).status_code == 200
+    done = client.wait(status_url, iteration=3)
+    assert done["status"] == "finished", done["message"]
+    assert [s["action"] for s in done["resume"]["steps"]][:2] == [
+        "reused", "reused"]
+    assert float(done["process_results"]["univar_baum"]["mean"]) == 5.0
+
+
+def test_put_rejects_steps_without_module(stack_true, missing_dir):
+    client = stack_true.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    resp = client.put(status_url, {"version": "1", "list": [{"id": "x"}]})
+    assert resp.status_code == 400
+    assert "Step 0" in resp.json()["message"]

@@ -205,6 +205,12 @@ class ResumeResourceManager(ResourceManager):
             raise ResumeError(
                 400, "The PUT body must be a process chain: a JSON object "
                 "with 'version' and a non-empty 'list' of steps")
+        for number, step in enumerate(chain["list"]):
+            if not isinstance(step, dict) or "id" not in step or not (
+                    {"module", "exe", "evaluate"} & set(step)):
+                raise ResumeError(
+                    400, f"Step {number} of the PUT chain needs an 'id' and "
+                    "one of 'module', 'exe' or 'evaluate'")
         return chain
 
     @staticmethod
@@ -214,7 +220,7 @@ class ResumeResourceManager(ResourceManager):
         ids = [str(steps[i].get("id", i)) for i in order]
         new_fps = planner.step_fingerprints([steps[i] for i in order])
         saved_fps = job.get("fingerprints") or []
-        snapshots = valid_snapshots(store, saved_fps)
+        snapshots = stored_fingerprints(store)
         failed = job.get("failed_step")
         if failed is None and job:
             failed = (max(snapshots) + 1) if snapshots else 0
@@ -222,11 +228,12 @@ class ResumeResourceManager(ResourceManager):
         try:
             from_position = (planner.resolve_step_ref(from_step, ids)
                              if from_step not in (None, "") else None)
-            plan = planner.plan_resume(new_fps, saved_fps, failed, snapshots,
-                                       from_step=from_position)
+            plan = planner.plan_from_interim_results(
+                new_fps, saved_fps, failed, snapshots, from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
             raise ResumeError(400, str(exc))
         result = plan.to_dict()
+        result["forced_from"] = from_position
         if not job:
             result["notice"] = ("No interim results are stored for this "
                                  "job; it runs from the first step")
@@ -251,16 +258,15 @@ class ResumeResourceManager(ResourceManager):
         return resource.enqueue(**kwargs)
 
 
-def valid_snapshots(store: SnapshotStore, saved_fps: list) -> list[int]:
-    """Snapshots whose recorded fingerprints agree with the job's chain."""
-    valid = []
+def stored_fingerprints(store: SnapshotStore) -> dict[int, str]:
+    """Step -> the chained fingerprint of the state its interim result
+    holds (interim results without a complete record are ignored)."""
+    result = {}
     for info in store.list():
         fps = info.meta.get("fingerprints") or []
-        step = info.step
-        if (len(fps) == step + 1 and step < len(saved_fps)
-                and fps[-1] == saved_fps[step]):
-            valid.append(step)
-    return valid
+        if len(fps) == info.step + 1:
+            result[info.step] = fps[-1]
+    return result
 
 
 def _url_part(pattern: str, url: str) -> str | None:

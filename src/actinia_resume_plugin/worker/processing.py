@@ -153,10 +153,9 @@ class InterimResultsMixin:
                 )
             for pid, log in info.meta.get("process_logs", {}).items():
                 self.module_output_dict.setdefault(pid, log)
-        if self.saving_enabled:
-            # Snapshots after the resume point describe an outdated state.
-            keep = {s for s in self.store.steps() if s < start}
-            self.store.prune(keep)
+        if self.saving_enabled and self.resume_plan.get("forced_from") is not None:
+            # from_step: the user says the results from there on are stale.
+            self.store.prune({s for s in self.store.steps() if s < start})
         self.resume_report = {
             "iteration": self.iteration or 1,
             "start_step": start,
@@ -306,6 +305,10 @@ class InterimResultsMixin:
             self.message_logger.warning(self.snapshot_note)
             return None
         self._storage_budget -= int(info.meta.get("bytes_copied", 0))
+        if self.last_saved_position is None:
+            # Interim results of later steps stem from an earlier iteration
+            # that ran these steps on another state: no longer trustworthy.
+            self.store.prune({s for s in self.store.steps() if s <= position})
         self.last_saved_position = position
         return info
 
@@ -318,10 +321,13 @@ class InterimResultsMixin:
             self.store.delete_all()
             return
         failed = self.current_position
-        if (failed is not None and failed > 0
-                and self.resume_config.save_interim_results == "onError"):
-            self._save_interim_result(failed - 1, dirty=True)
-            self.store.prune({failed - 1})
+        start = int(self.resume_plan.get("start", 0))
+        if (self.resume_config.save_interim_results == "onError"
+                and failed is not None and failed > start):
+            # onError keeps one interim result: the state at the failure,
+            # recorded as "after the last step that completed".
+            if self._save_interim_result(failed - 1, dirty=True):
+                self.store.prune({failed - 1})
         self._write_job_record(None, status="error", failed_step=failed)
 
     # ---------------------------------------------------------- job record
