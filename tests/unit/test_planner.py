@@ -338,3 +338,42 @@ def test_from_step_before_only_later_snapshot_names_that_snapshot():
     assert exc.value.possible == [0, 4]
     assert "Earliest possible step: 4" in str(exc.value)
     assert "0 (from the start)" in str(exc.value)
+
+
+# ---------------------------------------------------- plan_from_interim_results
+def test_interim_results_of_an_earlier_iteration_are_reused_after_revert():
+    from actinia_resume_plugin.planner import plan_from_interim_results
+
+    original = step_fingerprints([{"id": s, "module": "m"} for s in "abcd"])
+    broken = step_fingerprints([{"id": "x", "module": "m"}]
+                               + [{"id": s, "module": "m"} for s in "bcd"])
+    # iteration 1 saved steps 0 and 1 of the original chain; iteration 2
+    # (broken chain) failed at step 0; the original chain comes back
+    stored = {0: original[0], 1: original[1]}
+    plan = plan_from_interim_results(original, broken, 0, stored)
+    assert (plan.start, plan.restore_snapshot) == (2, 1)
+    assert plan.actions == ["reused", "reused", "new", "new"]
+    assert "earlier iteration" in plan.notice
+
+
+def test_interim_results_of_another_chain_are_not_used():
+    from actinia_resume_plugin.planner import plan_from_interim_results
+
+    old = step_fingerprints([{"id": s, "module": "m"} for s in "abcd"])
+    new = step_fingerprints([{"id": "a", "module": "m"},
+                             {"id": "B", "module": "m"},
+                             {"id": "c", "module": "m"},
+                             {"id": "d", "module": "m"}])
+    stored = {0: old[0], 1: old[1], 2: old[2]}
+    plan = plan_from_interim_results(new, old, 3, stored)
+    assert (plan.start, plan.restore_snapshot) == (1, 0)
+    assert plan.actions[:2] == ["reused", "new"]
+
+
+def test_from_step_is_not_overridden_by_later_interim_results():
+    from actinia_resume_plugin.planner import plan_from_interim_results
+
+    fps = step_fingerprints([{"id": s, "module": "m"} for s in "abcd"])
+    stored = {0: fps[0], 1: fps[1], 2: fps[2]}
+    plan = plan_from_interim_results(fps, fps, 3, stored, from_step=1)
+    assert (plan.start, plan.restore_snapshot) == (1, 0)
