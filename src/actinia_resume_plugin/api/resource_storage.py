@@ -137,12 +137,17 @@ class ResourceStorageResource(ResourceManagerBase):
     """GET and DELETE ``/resource_storage`` (``?user_id=``,
     ``?olderthan=``)."""
 
+    def _allowed_user(self, method: str):
+        """(user whose storage is meant, None) or (None, error response):
+        the operator's endpoint config first, then actinia's role model."""
+        if not check_endpoint(method.lower(), endpoint_class=CORE_CLASS_NAME):
+            return None, _error(404, "Not Found. The requested URL is not "
+                                "configured on the server.")
+        return self._target_user(method)
+
     def get(self):
         """Size of the resource storage with a breakdown per job."""
-        if not check_endpoint("get", endpoint_class=CORE_CLASS_NAME):
-            return _error(404, "Not Found. The requested URL is not "
-                          "configured on the server.")
-        user_id, denied = self._target_user("GET")
+        user_id, denied = self._allowed_user("GET")
         if denied:
             return denied
         config = current_config()
@@ -162,10 +167,7 @@ class ResourceStorageResource(ResourceManagerBase):
     def delete(self):
         """Remove the resource storage (``?olderthan=N``: whole units whose
         newest content is older than N days); running jobs are kept."""
-        if not check_endpoint("delete", endpoint_class=CORE_CLASS_NAME):
-            return _error(404, "Not Found. The requested URL is not "
-                          "configured on the server.")
-        user_id, denied = self._target_user("DELETE")
+        user_id, denied = self._allowed_user("DELETE")
         if denied:
             return denied
         try:

@@ -39,6 +39,7 @@ from actinia_resume_plugin.store import (
     SnapshotStore,
     interim_root,
 )
+from actinia_resume_plugin.store.resource_storage import storage_usage
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
 
@@ -46,29 +47,6 @@ from actinia_resume_plugin.worker.units import group_processes
 # they are rewritten on the restored copy only.
 MAPSET_NAME_DIRS = ("group", "cell_misc", "tgis")
 ADDITIONAL_PART = "mapsets/"
-
-
-def resource_storage_usage(path: str) -> int:
-    """Bytes below ``path``, counting hard-linked files once (os.scandir,
-    no subprocess per file)."""
-    seen, total, stack = set(), 0, [path]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    if (st.st_dev, st.st_ino) not in seen:
-                        seen.add((st.st_dev, st.st_ino))
-                        total += st.st_size
-            except OSError:
-                continue
-    return total
 
 
 class InterimResultsMixin:
@@ -282,7 +260,7 @@ class InterimResultsMixin:
             user_dir = os.path.join(self.resume_config.resource_dir,
                                     self.user_id)
             self._storage_budget = (self.resume_config.resource_quota_bytes
-                                    - resource_storage_usage(user_dir))
+                                    - storage_usage(user_dir))
         return max(self._storage_budget, 0)
 
     def _save_interim_result(self, position: int, dirty: bool = False):
