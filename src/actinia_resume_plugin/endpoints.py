@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from actinia_resume_plugin.apidocs import resource_storage as storage_docs
+from actinia_resume_plugin.apidocs import resume as resume_docs
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.api.resource_storage import (
     ResourceStorageResource,
@@ -130,6 +132,18 @@ def plugin_endpoints(registered=(), config: ResumeConfig | None = None
     return endpoints
 
 
+def document_operations(flask_api) -> None:
+    """Put our operations' docs into actinia's swagger.json (rebinding a
+    view does not touch the docs actinia registered for the URL)."""
+    paths = getattr(flask_api, "_swagger_object", {}).get("paths", {})
+    for module, method, doc in (
+        (resume_docs, "put", resume_docs.put_doc),
+        (storage_docs, "get", storage_docs.get_doc),
+        (storage_docs, "delete", storage_docs.delete_doc),
+    ):
+        paths.setdefault(module.PATH, {})[method] = doc
+
+
 def create_endpoints(flask_api):
     """Called by actinia-core after its own endpoints are registered."""
     try:
@@ -154,5 +168,6 @@ def create_endpoints(flask_api):
                   f"from PCTEMPLATES={folder}", file=sys.stderr, flush=True)
     for endpoint, resource_cls in endpoints.items():
         replace_view(flask_api, endpoint, resource_cls)
+    document_operations(flask_api)
     # [MISC] interim_results_ttl_days: remove expired interim results
     start_retention_thread()

@@ -46,3 +46,13 @@ def test_projects_urls_follow_the_grass_version(stack_true):
         assert "8.4" in resp.json()["message"]
     else:
         assert resp.status_code == 200
+
+
+def test_swagger_documents_our_operations(stack_true):
+    doc = stack_true.client().request("GET", "swagger.json").json()
+    put = doc["paths"]["/resources/{user_id}/{resource_id}"]["put"]
+    names = {p["name"] for p in put["parameters"]}
+    assert {"dry_run", "from_step", "process_chain"} <= names
+    delete = doc["paths"]["/resource_storage"]["delete"]
+    assert "olderthan" in {p["name"] for p in delete["parameters"]}
+    assert "user" in doc["paths"]["/resource_storage"]["get"]["description"]
