@@ -15,10 +15,7 @@ import re
 
 from actinia_core.core.common.config import global_config
 from actinia_core.core.common.user import ActiniaUser
-from actinia_core.rest.resource_management import (
-    ResourceIterationManager,
-    ResourceManager,
-)
+from actinia_core.rest.resource_management import ResourceManager
 from flask import g, jsonify, make_response, request
 
 from actinia_resume_plugin import planner
@@ -272,7 +269,3 @@ def stored_fingerprints(store: SnapshotStore) -> dict[int, str]:
 def _url_part(pattern: str, url: str) -> str | None:
     match = re.search(pattern, url or "")
     return match.group(1) if match else None
-
-
-class ResumeIterationManager(ResourceIterationManager):
-    """``/resources/<user>/<id>/<n>``: actinia's, kept for completeness."""

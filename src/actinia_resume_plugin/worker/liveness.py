@@ -70,16 +70,17 @@ class Heartbeat:
         )
 
     def _beat(self) -> None:
-        while True:
-            try:
-                self.kvdb.set(self.key, self.value, ex=HEARTBEAT_TTL_SECONDS)
-            except Exception:  # a hiccup of the kvdb must not kill the job
-                pass
-            if self._stop.wait(HEARTBEAT_SECONDS):
-                return
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self._set()
+
+    def _set(self) -> None:
+        try:
+            self.kvdb.set(self.key, self.value, ex=HEARTBEAT_TTL_SECONDS)
+        except Exception:  # a hiccup of the kvdb must not kill the job
+            pass
 
     def __enter__(self) -> "Heartbeat":
-        self.kvdb.set(self.key, self.value, ex=HEARTBEAT_TTL_SECONDS)
+        self._set()  # before the job can be seen as running
         self._thread.start()
         return self
 

@@ -163,7 +163,9 @@ class InterimResultsMixin:
             super()._execute_process_list(unit.processes)
             if self.saving_enabled and self.resume_config.save_every_step:
                 self._save_interim_result(unit.position)
-        self.current_position = None
+        # All steps ran; a failure from here on (e.g. in the export) is
+        # "after the last step", so a resume only redoes what follows.
+        self.current_position = len(self.step_units)
 
     # ------------------------------------------------------------ restore
     def _create_temp_database(self, mapsets=None):
