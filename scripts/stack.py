@@ -125,7 +125,18 @@ def spawn(cmd: list[str], log: Path, env: dict, cwd: Path) -> int:
     return proc.pid
 
 
-def wait_for(check, what: str, timeout: float = 60.0) -> None:
+def process_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            return "\nState:\tZ" not in handle.read()
+    except OSError:
+        return False
+
+
+def wait_for(check, what: str, timeout: float = 60.0, pid=None) -> None:
+    """Poll ``check`` until it is true; give up at once when the process
+    ``pid`` that should answer has exited (e.g. a configuration error)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -133,6 +144,9 @@ def wait_for(check, what: str, timeout: float = 60.0) -> None:
                 return
         except Exception:
             pass
+        if pid is not None and not process_running(pid):
+            raise RuntimeError(
+                f"{what}: the process exited before serving (see its log)")
         time.sleep(0.2)
     raise RuntimeError(f"timed out waiting for {what}")
 
@@ -206,7 +220,8 @@ def start(opts: argparse.Namespace) -> dict:
     )
     state["pids"].append(gunicorn_pid)
     (data / STATE_FILE).write_text(json.dumps(state))
-    wait_for(lambda: version_ok(opts.port), "actinia /api/v3/version", 90)
+    wait_for(lambda: version_ok(opts.port), "actinia /api/v3/version", 90,
+             pid=gunicorn_pid)
     state["url"] = f"http://127.0.0.1:{opts.port}/api/v3"
     (data / STATE_FILE).write_text(json.dumps(state))
     return state

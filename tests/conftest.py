@@ -130,3 +130,14 @@ def load_chain(name: str, **replacements) -> dict:
     for key, value in replacements.items():
         text = text.replace("{{" + key + "}}", str(value))
     return json.loads(text)
+
+
+def univar(client: ActiniaClient, map_name: str) -> dict:
+    """``r.univar -g`` of a map, run as a new job (reads results back)."""
+    chain = {"version": "1", "list": [{
+        "id": "univar", "module": "r.univar", "flags": "g",
+        "inputs": [{"param": "map", "value": map_name}],
+        "stdout": {"id": "stats", "format": "kv", "delimiter": "="}}]}
+    doc = client.run_chain("processing_async", chain)
+    assert doc["status"] == "finished", doc["message"]
+    return doc["process_results"]["stats"]

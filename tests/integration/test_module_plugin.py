@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import uuid
 
 import pytest
@@ -19,6 +18,7 @@ import requests
 
 import stack
 from conftest import load_chain
+from conftest import univar as univar_of
 from actinia_resume_plugin.store import SnapshotStore, interim_root
 
 EXPANDED_IDS = ["r.mapcalc_ndvi", "r.colors_ndvi", "exporter_ndvi", "r_info1"]
@@ -174,28 +174,13 @@ def test_persistent_module_plugin_endpoint_resumed(stack_onerror):
     # the persistent mapset now holds the NDVI map (from the restored
     # interim result of iteration 1): read it back with a new job
     assert (target / "fcell" / "ndvi_p").is_file()
-    check = {"version": "1", "list": [{
-        "id": "r_univar", "module": "r.univar", "flags": "g",
-        "inputs": [{"param": "map", "value": f"ndvi_p@{mapset}"}],
-        "stdout": {"id": "univar", "format": "kv", "delimiter": "="}}]}
-    again = client.run_chain("processing_async", check)
-    assert again["status"] == "finished", again["message"]
-    stored = again["process_results"]["univar"]
+    stored = univar_of(client, f"ndvi_p@{mapset}")
     assert stored["n"] == univar["n"]
     assert float(stored["max"]) == pytest.approx(float(univar["max"]))
     assert float(stored["mean"]) == pytest.approx(float(univar["mean"]))
 
 
 # ------------------------------------------------------ malformed CSV files
-def process_running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        status = open(f"/proc/{pid}/status").read()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 BAD_CSVS = {
     "columns": (
         "GdiAsyncEphemeralExportResource;AsyncEphemeralExportResource\n"
@@ -209,33 +194,12 @@ BAD_CSVS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CSVS))
-def test_stack_with_bad_endpoints_csv_does_not_serve(stacks, tmp_path,
-                                                     monkeypatch, case):
+def test_stack_with_bad_endpoints_csv_does_not_serve(stacks, tmp_path, case):
     text, line, words = BAD_CSVS[case]
     csv_path = tmp_path / f"bad_{case}.csv"
     csv_path.write_text(text)
     name = f"badcsv_{case}"
     data = stacks.base / name
-    original = stack.wait_for
-
-    def short_wait(check, what, timeout=60.0):
-        """stack.wait_for, but give up as soon as gunicorn has exited."""
-        if "actinia" not in what:
-            return original(check, what, timeout)
-        master = json.loads((data / stack.STATE_FILE).read_text())["pids"][-1]
-        deadline = time.monotonic() + min(timeout, 30.0)
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except Exception:
-                pass
-            if not process_running(master):
-                raise RuntimeError(f"{what}: actinia exited before serving")
-            time.sleep(0.2)
-        raise RuntimeError(f"timed out waiting for {what}")
-
-    monkeypatch.setattr(stack, "wait_for", short_wait)
     try:
         with pytest.raises(RuntimeError, match="exited before serving"):
             stacks.get(name, "--endpoints-csv", str(csv_path))
@@ -244,7 +208,7 @@ def test_stack_with_bad_endpoints_csv_does_not_serve(stacks, tmp_path,
             requests.get(f"http://127.0.0.1:{state['port']}/api/v3/version",
                          timeout=5)
         # gunicorn's master gave up (worker boot error), it does not retry
-        assert not process_running(state["pids"][-1])
+        assert not stack.process_running(state["pids"][-1])
     finally:
         stack.stop(data)
     log = (data / "logs" / "actinia.log").read_text(errors="replace")

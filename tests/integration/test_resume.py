@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import USER, load_chain
+from conftest import USER, load_chain, univar
 
 MODES = ["stack_true", "stack_onerror"]
 
@@ -187,14 +187,8 @@ def test_persistent_endpoint(deployment, missing_dir):
     done = client.wait(status_url, iteration=2)
     assert done["status"] == "finished", done["message"]
     assert done["resume"]["steps"][0]["action"] == "reused"
-    check = {"version": "1", "list": [{
-        "id": "univar", "module": "r.univar", "flags": "g",
-        "inputs": [{"param": "map", "value": f"baum@{mapset}"}],
-        "stdout": {"id": "stats", "format": "kv", "delimiter": "="}}]}
-    doc = client.run_chain("processing_async", check)
-    assert doc["status"] == "finished", doc["message"]
-    assert float(doc["process_results"]["stats"]["mean"]) == 5.0
-    assert doc["process_results"]["stats"]["n"] == "2025000"
+    stats = univar(client, f"baum@{mapset}")
+    assert float(stats["mean"]) == 5.0 and stats["n"] == "2025000"
 
 
 def test_iterations_get_latest_all_and_one(stack_true, missing_dir):
