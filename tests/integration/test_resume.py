@@ -402,3 +402,48 @@ def test_put_rejects_steps_without_module(stack_true, missing_dir):
     resp = client.put(status_url, {"version": "1", "list": [{"id": "x"}]})
     assert resp.status_code == 400
     assert "Step 0" in resp.json()["message"]
+
+
+def test_failure_in_the_export_resumes_after_the_last_step(deployment):
+    """When all steps ran and the export fails, the resumed iteration
+    reuses every step that ran and only exports."""
+    client = deployment.client(USER)
+    chain = {"version": "1", "list": [
+        {"id": "r_mapcalc", "module": "r.mapcalc",
+         "inputs": [{"param": "expression", "value": "baum=5"}]},
+        {"id": "r_univar", "module": "r.univar", "flags": "g",
+         "inputs": [{"param": "map", "value": "baum"}],
+         "stdout": {"id": "univar_baum", "format": "kv", "delimiter": "="}},
+        {"id": "exporter_1", "module": "exporter", "outputs": [
+            {"export": {"type": "raster", "format": "COG"},
+             "param": "map", "value": "no_such_map"}]},
+    ]}
+    failed = client.run_chain("processing_async_export", chain)
+    assert failed["status"] == "error"
+    status_url = failed["urls"]["status"]
+    # the same chain again: every step is reused, only the export reruns
+    assert client.put(status_url).status_code == 200
+    again = client.wait(status_url, iteration=2)
+    assert again["status"] == "error"
+    assert [s["action"] for s in again["resume"]["steps"]] == ["reused"] * 3
+    assert again["process_log"] == [] or all(
+        p["executable"] not in ("r.mapcalc", "r.univar")
+        for p in again["process_log"])
+    chain["list"][2]["outputs"][0]["value"] = "baum"
+    plan = client.put(status_url + "?dry_run=true", chain).json()["plan"]
+    if deployment.data.name == "true":
+        assert (plan["start"], plan["restore_snapshot"]) == (2, 1)
+        assert plan["actions"] == ["reused", "reused", "new"]
+    else:
+        # onError kept the state after the last step, but the edited
+        # exporter is that step: nothing matches, and the plan says so
+        assert (plan["start"], plan["restore_snapshot"]) == (0, None)
+        assert "No snapshot after step 1" in plan["notice"]
+    assert client.put(status_url, chain).status_code == 200
+    done = client.wait(status_url, iteration=3)
+    assert done["status"] == "finished", done["message"]
+    assert float(done["process_results"]["univar_baum"]["mean"]) == 5.0
+    tif = [u for u in done["urls"]["resources"] if u.endswith("baum.tif")]
+    assert len(tif) == 1
+    got = requests.get(tif[0], auth=client.auth, timeout=60)
+    assert got.status_code == 200 and len(got.content) > 1000
