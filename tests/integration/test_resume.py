@@ -447,3 +447,22 @@ def test_failure_in_the_export_resumes_after_the_last_step(deployment):
     assert len(tif) == 1
     got = requests.get(tif[0], auth=client.auth, timeout=60)
     assert got.status_code == 200 and len(got.content) > 1000
+
+
+def test_terminated_iteration_can_be_resumed(stack_true, missing_dir):
+    """DELETE on the status URL terminates the running (resumed) iteration;
+    a terminated job is resumed like a failed one."""
+    client = stack_true.client(USER)
+    status_url = run_ls_job(client, "processing_async", missing_dir)
+    slow = load_chain("sleep", seconds=60)
+    assert client.put(status_url, slow).status_code == 200
+    client.wait_status(status_url, "running")
+    resp = client.request("DELETE", status_url)
+    assert resp.status_code == 200, resp.text
+    stopped = client.wait(status_url, iteration=2, timeout=60)
+    assert stopped["status"] == "terminated"
+    assert client.put(status_url, load_chain("sleep", seconds=0)).ok
+    done = client.wait(status_url, iteration=3)
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["steps"][0] == {"id": "r_mapcalc",
+                                          "action": "reused"}

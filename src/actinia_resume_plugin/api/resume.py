@@ -87,6 +87,21 @@ class ResumeResourceManager(ResourceManager):
             200, {"Content-Type": "application/json"},
         )
 
+    def delete(self, user_id, resource_id):
+        """Request the termination of the job's latest iteration (by number:
+        actinia-core's string comparison would pick iteration 9 over 10)."""
+        denied = self.check_permissions(user_id=user_id)
+        if denied:
+            return denied
+        rid = full_resource_id(resource_id)
+        docs = iteration_documents(self.resource_logger, user_id, rid)
+        if not docs:
+            return error_response(400, "Resource does not exist")
+        self.resource_logger.commit_termination(user_id, rid, max(docs))
+        return make_response(jsonify({
+            "status": "accepted",
+            "message": "Termination request committed"}), 200)
+
     def put(self, user_id, resource_id):
         """Resume a failed job from its interim results.
 
