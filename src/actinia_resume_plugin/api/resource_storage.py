@@ -31,6 +31,7 @@ from actinia_core.rest.resource_management import ResourceManagerBase
 from actinia_rest_lib.endpoint_config import check_endpoint
 from flask import jsonify, make_response, request
 
+from actinia_resume_plugin.api.common import error_response, iteration_numbers
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import resource_storage as rs
@@ -48,11 +49,6 @@ QUERY_PARAMS = {"GET": {"user_id"}, "DELETE": {"user_id", "olderthan"}}
 ACTIVE_STATES = ("accepted", "running")
 
 
-def _error(http_code: int, message: str):
-    return make_response(
-        jsonify({"status": "error", "message": message}), http_code)
-
-
 # --------------------------------------------------------------------------
 # which jobs are running
 # --------------------------------------------------------------------------
@@ -62,21 +58,13 @@ def latest_statuses(resource_logger, user_id: str, resource_ids) -> dict:
     """``{resource_id: status of its latest iteration}`` from actinia's
     resource logger, with one key scan for the user."""
     wanted = set(resource_ids)
-    latest: dict[str, int] = {}
-    keys = resource_logger.db.get_keys_from_pattern(
-        f"{user_id}/{rs.RESOURCE_PREFIX}*")
-    for key in keys:
-        parts = key.split("/")
-        if len(parts) not in (2, 3) or parts[1] not in wanted:
-            continue
-        try:
-            number = int(parts[2]) if len(parts) == 3 else 1
-        except ValueError:
-            continue
-        latest[parts[1]] = max(number, latest.get(parts[1], 0))
+    found = iteration_numbers(resource_logger, user_id,
+                              f"{rs.RESOURCE_PREFIX}*")
     statuses = {}
-    for rid, number in latest.items():
-        raw = resource_logger.get(user_id, rid, number)
+    for rid, numbers in found.items():
+        if rid not in wanted:
+            continue
+        raw = resource_logger.get(user_id, rid, numbers[-1])
         if raw is None:
             continue
         try:
@@ -141,7 +129,7 @@ class ResourceStorageResource(ResourceManagerBase):
         """(user whose storage is meant, None) or (None, error response):
         the operator's endpoint config first, then actinia's role model."""
         if not check_endpoint(method.lower(), endpoint_class=CORE_CLASS_NAME):
-            return None, _error(404, "Not Found. The requested URL is not "
+            return None, error_response(404, "Not Found. The requested URL is not "
                                 "configured on the server.")
         return self._target_user(method)
 
@@ -173,7 +161,7 @@ class ResourceStorageResource(ResourceManagerBase):
         try:
             olderthan = rs.parse_olderthan(request.args.get("olderthan"))
         except ValueError as exc:
-            return _error(400, f"{exc}; nothing was deleted")
+            return error_response(400, f"{exc}; nothing was deleted")
         config = current_config()
         protect = make_protect(self.resource_logger,
                                kvdb_client(global_config),
@@ -207,7 +195,7 @@ class ResourceStorageResource(ResourceManagerBase):
         check; or an error response."""
         unknown = sorted(set(request.args) - QUERY_PARAMS[method])
         if unknown:
-            return None, _error(
+            return None, error_response(
                 400, f"Unknown query parameter(s): {', '.join(unknown)}; "
                 f"allowed: {', '.join(sorted(QUERY_PARAMS[method]))}; "
                 "nothing was done")
@@ -215,13 +203,13 @@ class ResourceStorageResource(ResourceManagerBase):
         try:
             rs.check_user_id(user_id)
         except ValueError as exc:
-            return None, _error(400, str(exc))
+            return None, error_response(400, str(exc))
         denied = self.check_permissions(user_id=user_id)
         if denied:
             return None, denied
         if user_id != self.user_id and ActiniaUser(user_id).exists() != 1:
             # check_permissions lets superadmins pass without this check
-            return None, _error(400, f"The user <{user_id}> does not exist")
+            return None, error_response(400, f"The user <{user_id}> does not exist")
         return user_id, None
 
     def _statuses(self, user_id: str, resource_ids) -> dict:

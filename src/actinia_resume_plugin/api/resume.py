@@ -19,6 +19,7 @@ from actinia_core.rest.resource_management import ResourceManager
 from flask import g, jsonify, make_response, request
 
 from actinia_resume_plugin import planner
+from actinia_resume_plugin.api.common import error_response, iteration_numbers
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
@@ -39,12 +40,6 @@ class ResumeError(Exception):
         self.message = message
 
 
-def error_response(http_code: int, message: str):
-    return make_response(
-        jsonify({"status": "error", "message": message}), http_code
-    )
-
-
 def full_resource_id(resource_id: str) -> str:
     return resource_id if resource_id.startswith(PREFIX) else PREFIX + resource_id
 
@@ -53,17 +48,13 @@ def iteration_documents(resource_logger, user_id: str, resource_id: str):
     """All stored iterations of a resource as ``{number: (code, model)}``,
     ordered by number."""
     rid = full_resource_id(resource_id)
-    keys = resource_logger.db.get_keys_from_pattern(f"{user_id}/{rid}*")
     docs = {}
-    for key in keys:
-        parts = key.split("/")
-        if len(parts) not in (2, 3) or parts[1] != rid:
-            continue
-        number = int(parts[2]) if len(parts) == 3 else 1
+    for number in iteration_numbers(resource_logger, user_id,
+                                    f"{rid}*").get(rid, []):
         raw = resource_logger.get(user_id, rid, number)
         if raw is not None:
             docs[number] = pickle.loads(raw)
-    return dict(sorted(docs.items()))
+    return docs
 
 
 class ResumeResourceManager(ResourceManager):
