@@ -60,6 +60,8 @@ class InterimResultsMixin:
         self.interim_result.saving_interim_results = False
         # The planner's decision for this iteration (set by the PUT handler).
         self.resume_plan = dict(getattr(rdc, "resume_plan", None) or {})
+        self.resume_start = int(self.resume_plan.get("start", 0))
+        self.restore_info = None  # the interim result the plan restores
         # Make actinia's _execute take its plain (non-iteration) path; we do
         # the iteration handling. self.iteration keeps the number.
         self.rdc.iteration = None
@@ -116,20 +118,22 @@ class InterimResultsMixin:
         return process_list
 
     def _prepare_resume(self) -> None:
-        """Take over stdout logs of reused steps and drop stale snapshots."""
-        start = int(self.resume_plan.get("start", 0))
+        """Take over stdout logs of reused steps; after ``from_step`` drop
+        the interim results the user declared stale."""
+        start = self.resume_start
         restore = self.resume_plan.get("restore_snapshot")
         skipped = sum(len(u.processes) for u in self.step_units[:start])
         self.number_of_processes -= skipped
         self.progress["num_of_steps"] = self.number_of_processes
         if restore is not None:
-            info = self.store.get(int(restore))
-            if info is None:
+            self.restore_info = self.store.get(int(restore))
+            if self.restore_info is None:
                 raise AsyncProcessError(
                     f"Interim result of step {restore} is gone; "
                     "resume with PUT again to get a new plan"
                 )
-            for pid, log in info.meta.get("process_logs", {}).items():
+            for pid, log in self.restore_info.meta.get(
+                    "process_logs", {}).items():
                 self.module_output_dict.setdefault(pid, log)
         if self.saving_enabled and self.resume_plan.get("forced_from") is not None:
             # from_step: the user says the results from there on are stale.
@@ -157,8 +161,7 @@ class InterimResultsMixin:
         step when configured (save_interim_results = True)."""
         if not self.step_units:
             return super()._execute_process_list(process_list)
-        start = int(self.resume_plan.get("start", 0))
-        for unit in self.step_units[start:]:
+        for unit in self.step_units[self.resume_start:]:
             self.current_position = unit.position
             super()._execute_process_list(unit.processes)
             if self.saving_enabled and self.resume_config.save_every_step:
@@ -196,17 +199,17 @@ class InterimResultsMixin:
         """Restore the planned interim result into the new temporary mapset
         before actinia creates/switches into it (so the new chain's mapset
         search path and db connection are set on top of it)."""
-        restore = self.resume_plan.get("restore_snapshot")
-        if restore is not None and self.step_units:
-            self._restore_interim_result(int(restore), temp_mapset_name)
+        if self.restore_info is not None:
+            self._restore_interim_result(temp_mapset_name)
             source_mapset_name = None  # keep the restored WIND
         return super()._create_temporary_mapset(
             temp_mapset_name, source_mapset_name=source_mapset_name
         )
 
-    def _restore_interim_result(self, step: int, temp_mapset_name: str):
+    def _restore_interim_result(self, temp_mapset_name: str):
         started = time.monotonic()
-        info = self.store.get(step)
+        info = self.restore_info
+        step = info.step
         mapset_path = os.path.join(self.temp_project_path, temp_mapset_name)
         targets = {"mapset": mapset_path, "tmpdir": self.temp_file_path}
         for part in info.parts:
@@ -301,9 +304,8 @@ class InterimResultsMixin:
             self.store.delete_all()
             return
         failed = self.current_position
-        start = int(self.resume_plan.get("start", 0))
         if (self.resume_config.save_interim_results == "onError"
-                and failed is not None and failed > start):
+                and failed is not None and failed > self.resume_start):
             # onError keeps one interim result: the state at the failure,
             # recorded as "after the last step that completed".
             if self._save_interim_result(failed - 1, dirty=True):
@@ -373,10 +375,3 @@ def start_ephemeral_export_job(*args):
 def start_persistent_job(*args):
     ResumablePersistentProcessing(*args).run()
 
-
-# actinia-core class name -> start function of its resumable worker
-START_JOB = {
-    "AsyncEphemeralResource": start_ephemeral_job,
-    "AsyncEphemeralExportResource": start_ephemeral_export_job,
-    "AsyncPersistentResource": start_persistent_job,
-}
