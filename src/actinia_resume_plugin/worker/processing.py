@@ -18,9 +18,11 @@ changes four things:
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import time
+import uuid
 from fnmatch import fnmatch
 
 from actinia_core.core.mapset_merge_utils import change_mapsetname
@@ -36,9 +38,11 @@ from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
     SnapshotBudgetExceeded,
+    SnapshotNoSpace,
     SnapshotStore,
     interim_root,
 )
+from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.store.resource_storage import storage_usage
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
@@ -83,16 +87,37 @@ class InterimResultsMixin:
         self.snapshot_note = None
         self.resume_report = None
         self._storage_budget = None
+        self._removals = []  # dirs removed once the final status is sent
 
     # ------------------------------------------------------------ running
     def run(self):
-        """Run the job while holding the heartbeat (see liveness)."""
+        """Run the job while holding the heartbeat (see liveness); remove
+        what is no longer needed only after the final status was sent, so
+        clean-up never delays ``finished``."""
         heartbeat = Heartbeat(
             kvdb_client(self.config), self.user_id, self.resource_id,
             self.iteration,
         )
-        with heartbeat:
-            super().run()
+        try:
+            with heartbeat:
+                super().run()
+        finally:
+            for path in self._removals:
+                rmtree(path)
+
+    def _cleanup(self):
+        """actinia removes the temporary database before it sends the final
+        status; with thousands of maps that is seconds. Rename it away here
+        (instant) and remove it after the status is sent."""
+        base = self.temp_grass_data_base
+        if base and os.path.isdir(base) and not os.path.islink(base):
+            trash = f"{base.rstrip('/')}.removing-{uuid.uuid4().hex}"
+            try:
+                os.rename(base, trash)
+                self._removals.append(trash)
+            except OSError:
+                pass
+        super()._cleanup()
 
     def _validate_process_chain(self, process_chain=None,
                                 skip_permission_check=False,
@@ -120,18 +145,16 @@ class InterimResultsMixin:
     def _prepare_resume(self) -> None:
         """Take over stdout logs of reused steps; after ``from_step`` drop
         the interim results the user declared stale."""
-        start = self.resume_start
         restore = self.resume_plan.get("restore_snapshot")
+        if restore is not None and self.store.damage(int(restore)):
+            self._replan()
+            restore = self.resume_plan.get("restore_snapshot")
+        start = self.resume_start
         skipped = sum(len(u.processes) for u in self.step_units[:start])
         self.number_of_processes -= skipped
         self.progress["num_of_steps"] = self.number_of_processes
         if restore is not None:
             self.restore_info = self.store.get(int(restore))
-            if self.restore_info is None:
-                raise AsyncProcessError(
-                    f"Interim result of step {restore} is gone; "
-                    "resume with PUT again to get a new plan"
-                )
             for pid, log in self.restore_info.meta.get(
                     "process_logs", {}).items():
                 self.module_output_dict.setdefault(pid, log)
@@ -155,6 +178,22 @@ class InterimResultsMixin:
         }
         if self.resume_plan.get("notice"):
             self.resume_report["notice"] = self.resume_plan["notice"]
+
+    def _replan(self):
+        """The planned interim result was damaged or removed since the PUT
+        planned it (e.g. by retention): plan again from what is intact."""
+        job = self.store.read_job() or {}
+        saved = job.get("fingerprints")
+        failed = job.get("failed_step")
+        plan = planner.plan_with_intact_interim_results(
+            self.fingerprints,
+            saved if isinstance(saved, list) else [],
+            failed if isinstance(failed, int) else None,
+            self.store.fingerprints(), self.store.damage,
+        )
+        self.resume_plan.update(plan.to_dict(), forced_from=None)
+        self.resume_start = plan.start
+        self.message_logger.warning(plan.notice or "re-planned")
 
     def _execute_process_list(self, process_list):
         """Run the chain step by step, saving an interim result after each
@@ -245,7 +284,7 @@ class InterimResultsMixin:
                     parts[ADDITIONAL_PART + name] = path
         return {k: v for k, v in parts.items() if v and os.path.isdir(v)}
 
-    def _snapshot_meta(self, position: int, dirty: bool) -> dict:
+    def _snapshot_meta(self, position: int) -> dict:
         ids = {str(getattr(p, "id", None))
                for u in self.step_units[: position + 1] for p in u.processes}
         logs = {pid: dict(log) for pid, log in self.module_output_dict.items()
@@ -256,7 +295,6 @@ class InterimResultsMixin:
             "step_ids": [u.step_id for u in self.step_units[: position + 1]],
             "process_logs": logs,
             "iteration": self.iteration,
-            "dirty": dirty,
         }
 
     def _budget(self) -> int:
@@ -268,24 +306,27 @@ class InterimResultsMixin:
                                     - storage_usage(user_dir))
         return max(self._storage_budget, 0)
 
-    def _save_interim_result(self, position: int, dirty: bool = False):
+    def _save_interim_result(self, position: int, full: bool = False):
+        """Save the interim result after ``position``. A full quota or disk
+        stops saving for the rest of the job (the job itself goes on) and
+        says so in its final message; earlier interim results stay."""
         if self.temp_mapset_path is None or self.snapshot_note:
             return None
         try:
             info = self.store.save(
                 position, self._snapshot_parts(),
-                self._snapshot_meta(position, dirty),
-                budget_bytes=self._budget(),
+                self._snapshot_meta(position),
+                budget_bytes=self._budget(), full=full,
             )
         except SnapshotBudgetExceeded as exc:
             quota = self.resume_config.resource_quota_gb
-            self.snapshot_note = (
-                f"Interim results are no longer saved after step "
-                f"{position}: the resource storage quota "
+            self._stop_saving(
+                f"after step {position}: the resource storage quota "
                 f"(grass_resource_quota = {quota} GB) would be exceeded "
-                f"({exc}); earlier interim results are kept"
-            )
-            self.message_logger.warning(self.snapshot_note)
+                f"({exc})")
+            return None
+        except SnapshotNoSpace as exc:
+            self._stop_saving(f"after step {position}: {exc}")
             return None
         self._storage_budget -= int(info.meta.get("bytes_copied", 0))
         if self.last_saved_position is None:
@@ -295,22 +336,35 @@ class InterimResultsMixin:
         self.last_saved_position = position
         return info
 
+    def _stop_saving(self, reason: str) -> None:
+        self.snapshot_note = (
+            f"Interim results are no longer saved {reason}; the job goes on "
+            "and earlier interim results are kept")
+        self.message_logger.warning(self.snapshot_note)
+
     def _interim_results(self):
         """Called by actinia's run() when the job ends: clean up after
         success, save (onError) or keep interim results after a failure."""
         if not self.saving_enabled or not self.step_units:
             return
         if "success" in self.run_state:
-            self.store.delete_all()
+            trash = self.store.discard()
+            if trash is not None:
+                self._removals.append(trash)
             return
         failed = self.current_position
         if (self.resume_config.save_interim_results == "onError"
                 and failed is not None and failed > self.resume_start):
-            # onError keeps one interim result: the state at the failure,
+            # onError keeps one interim result: the state at the failure
+            # (the failed step may have written part of its outputs),
             # recorded as "after the last step that completed".
-            if self._save_interim_result(failed - 1, dirty=True):
+            if self._save_interim_result(failed - 1, full=True):
                 self.store.prune({failed - 1})
         self._write_job_record(None, status="error", failed_step=failed)
+        try:
+            self.store.collect_garbage()
+        except OSError as exc:
+            self.message_logger.warning(f"Interim result clean-up: {exc}")
 
     # ---------------------------------------------------------- job record
     def _write_job_record(self, chain, status, failed_step=None):
@@ -333,7 +387,13 @@ class InterimResultsMixin:
             )
         record.update(status=status, iteration=self.iteration,
                       failed_step=failed_step, updated=time.time())
-        self.store.write_job(record)
+        try:
+            self.store.write_job(record)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # A full disk must not fail the job's own work.
+            self._stop_saving(f"(the job record cannot be written: {exc})")
 
     # -------------------------------------------------------- responses
     def _send_to_database(self, document, final=False):
