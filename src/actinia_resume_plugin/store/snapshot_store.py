@@ -60,7 +60,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, NamedTuple, Union
+from stat import S_ISDIR, S_ISLNK, S_ISREG
+from typing import Iterable, Mapping, NamedTuple, Union
 
 import xxhash
 
@@ -108,6 +109,9 @@ STALE_LIVE_PID_SECONDS = 24 * 3600
 #: Free space kept on the file system when saving (bytes): a snapshot
 #: never fills the disk the running job still writes to.
 FREE_SPACE_RESERVE = 64 * 1024 * 1024
+
+#: Up to this many new objects are fsynced one by one, more with syncfs.
+FSYNC_EACH_MAX = 64
 
 _STEP_DIR_RE = re.compile(r"^[0-9]{6,}$")
 _TEMP_NAME_RE = re.compile(
@@ -490,49 +494,6 @@ def _pid_alive(pid: int) -> bool:
 
 
 # --------------------------------------------------------------------------
-# walking live dirs
-# --------------------------------------------------------------------------
-
-
-def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """Yield ``(relpath, kind, lstat)`` below ``root`` (kind: f, d, l).
-
-    Excludes ``.gislock`` files and ``.tmp`` directories at any depth and
-    special files (sockets, fifos, devices). Directories come before their
-    content. Entries vanishing during the walk are skipped.
-    """
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
-        abs_dir = os.path.join(root, rel_dir) if rel_dir else root
-        try:
-            with os.scandir(abs_dir) as it:
-                entries = list(it)
-        except FileNotFoundError:
-            if not rel_dir:
-                raise
-            continue
-        prefix = rel_dir + "/" if rel_dir else ""
-        for entry in entries:
-            if entry.name in EXCLUDED_FILE_NAMES:
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            rel = prefix + entry.name
-            mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                if entry.name not in EXCLUDED_DIR_NAMES:
-                    yield rel, "d", st
-                    stack.append(rel)
-            elif stat.S_ISREG(mode):
-                yield rel, "f", st
-            elif stat.S_ISLNK(mode):
-                yield rel, "l", st
-
-
-# --------------------------------------------------------------------------
 # manifests
 # --------------------------------------------------------------------------
 
@@ -552,7 +513,7 @@ class _Manifest:
     path: Path
 
     def info(self) -> SnapshotInfo:
-        return SnapshotInfo(step=self.step, path=self.path, meta=self.meta,
+        return SnapshotInfo(step=self.step, path=self.path, meta=dict(self.meta),
                             created=self.created, parts=sorted(self.parts),
                             id=self.id)
 
@@ -589,8 +550,8 @@ def _delta(old: dict, new: dict) -> tuple[dict, list]:
     """Entries of ``new`` whose content differs from ``old``, and the paths
     ``old`` has that ``new`` lacks."""
     changed = {rel: e for rel, e in new.items()
-               if (prev := old.get(rel)) is None
-               or prev.content() != e.content()}
+               if (prev := old.get(rel)) is not e
+               and (prev is None or prev.content() != e.content())}
     removed = [rel for rel in old if rel not in new]
     return changed, removed
 
@@ -637,8 +598,9 @@ class _SavePlan:
     state: dict
     modes: dict
     sources: dict
-    new_files: list  # (part, rel, src path, lstat)
+    new_files: list  # (part, rel, src path)
     bytes_needed: int
+    files: int = 0
 
 
 class SnapshotStore:
@@ -650,6 +612,7 @@ class SnapshotStore:
     def __init__(self, root: PathLike):
         self.root = Path(root)
         self._live: _Live | None = None
+        self._parsed: dict = {}
 
     # ------------------------------------------------------------- paths
     @property
@@ -668,13 +631,21 @@ class SnapshotStore:
 
     # ------------------------------------------------------------- readers
     def _read_manifest(self, step: int) -> _Manifest | None:
+        """Parse a manifest once per process while its file is the same
+        (a PUT lists, verifies and plans from the same manifests)."""
         path = self.step_path(step)
         try:
             with open(path / MANIFEST_NAME, encoding="utf-8") as handle:
+                st = os.fstat(handle.fileno())
+                key = (step, st.st_ino, st.st_mtime_ns, st.st_size)
+                if key in self._parsed:
+                    return self._parsed[key]
                 doc = json.load(handle)
-            return _parse_manifest(doc, step, path)
+            manifest = _parse_manifest(doc, step, path)
         except (OSError, ValueError, RecursionError, TypeError):
             return None
+        self._parsed[key] = manifest
+        return manifest
 
     def _candidate_steps(self) -> list[int]:
         try:
@@ -831,8 +802,7 @@ class SnapshotStore:
         manifest = self._manifest_doc(step, plan, base, meta)
         meta.update(
             bytes_copied=written[1], files_copied=written[0],
-            files_unchanged=sum(e.kind == "f" for s in plan.state.values()
-                                for e in s.values()) - len(plan.new_files),
+            files_unchanged=plan.files - len(plan.new_files),
             entries_written=sum(len(p["changed"]) + len(p["removed"])
                                 for p in manifest["parts"].values()),
         )
@@ -866,31 +836,65 @@ class SnapshotStore:
             plan.modes[name] = os.stat(src).st_mode
             plan.sources[name] = real
             plan.state[name] = self._plan_part(name, src, t0, known, plan)
+            plan.files += sum(e.kind == "f" for e in plan.state[name].values())
         return plan
 
     def _plan_part(self, name, src, t0, known, plan) -> dict:
+        """Walk one live dir (its files, dirs and symlinks; never
+        ``.gislock`` files, ``.tmp`` dirs or special files). This is the hot
+        loop of every save, one ``lstat`` per path: an unchanged file costs
+        a dict lookup and reuses its entry object."""
         entries = {}
-        for rel, kind, st in _walk(src):
-            if kind == "d":
-                entries[rel] = Entry("d", st.st_mode)
+        new_files = plan.new_files
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            prefix = rel_dir + "/" if rel_dir else ""
+            try:
+                with os.scandir(os.path.join(src, rel_dir) if rel_dir
+                                else src) as it:
+                    listing = list(it)
+            except FileNotFoundError:
+                if not rel_dir:
+                    raise
                 continue
-            if kind == "l":
-                try:
-                    target = os.readlink(os.path.join(src, rel))
-                except OSError:
+            for item in listing:
+                if item.name in EXCLUDED_FILE_NAMES:
                     continue
-                entries[rel] = Entry("l", st.st_mode, target=target)
-                continue
-            key = _live_key(st)
-            prev = known.get(rel)
-            if prev is not None and prev.live == key and (
-                    not prev.racy or self._racy_unchanged(src, rel, prev)):
-                entries[rel] = prev._replace(racy=_is_racy(st.st_mtime_ns, t0))
-                continue
-            entries[rel] = Entry("f", st.st_mode, st.st_size, st.st_mtime_ns,
-                                 live=key, racy=_is_racy(st.st_mtime_ns, t0))
-            plan.new_files.append((name, rel, os.path.join(src, rel)))
-            plan.bytes_needed += st.st_size
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                rel = prefix + item.name
+                mode = st.st_mode
+                if S_ISREG(mode):
+                    key = _live_key(st)
+                    racy = _is_racy(st.st_mtime_ns, t0)
+                    prev = known.get(rel)
+                    if prev is not None and prev.live == key and (
+                            not prev.racy
+                            or self._racy_unchanged(src, rel, prev)):
+                        entries[rel] = prev if prev.racy == racy \
+                            else prev._replace(racy=racy)
+                        continue
+                    entries[rel] = Entry("f", mode, st.st_size,
+                                         st.st_mtime_ns, live=key, racy=racy)
+                    new_files.append((name, rel, item.path))
+                    plan.bytes_needed += st.st_size
+                elif S_ISDIR(mode):
+                    if item.name in EXCLUDED_DIR_NAMES:
+                        continue
+                    prev = known.get(rel)
+                    entries[rel] = prev if prev is not None \
+                        and prev.kind == "d" and prev.mode == mode \
+                        else Entry("d", mode)
+                    stack.append(rel)
+                elif S_ISLNK(mode):
+                    try:
+                        target = os.readlink(item.path)
+                    except OSError:
+                        continue
+                    entries[rel] = Entry("l", mode, target=target)
         return entries
 
     @staticmethod
@@ -936,8 +940,7 @@ class SnapshotStore:
                     nbytes += entry.size
                 plan.state[name][rel] = entry._replace(
                     obj=obj, oino=oino, octime=octime)
-            if created:
-                _syncfs(self.objects_dir)
+            self._flush(created)
         except BaseException:
             for obj in created:
                 try:
@@ -946,6 +949,16 @@ class SnapshotStore:
                     pass
             raise
         return files, nbytes, known
+
+    def _flush(self, created: list[str]) -> None:
+        """New objects reach the disk before a manifest names them: a few
+        are fsynced one by one (only their data is written), many at once
+        with one ``syncfs`` (100,000 fsyncs would take minutes)."""
+        if len(created) > FSYNC_EACH_MAX:
+            _syncfs(self.objects_dir)
+            return
+        for obj in created:
+            _fsync_path(self.object_path(obj))
 
     def _store_object(self, src: str, known: dict) -> tuple[str, int, int, bool]:
         tmp = os.path.join(
