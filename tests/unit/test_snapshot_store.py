@@ -606,7 +606,7 @@ def test_too_little_free_space_is_refused_before_writing(store, live, monkeypatc
     real = os.statvfs
 
     class Full:
-        f_bavail, f_frsize = 10, 4096
+        f_bavail, f_frsize, f_blocks = 10, 4096, 10**6
 
     monkeypatch.setattr(ss.os, "statvfs", lambda p: Full())
     with pytest.raises(SnapshotNoSpace):

@@ -106,8 +106,9 @@ EXCLUDED_DIR_NAMES = frozenset({".tmp"})
 STALE_SECONDS = 300
 #: Those of a *live* local pid (could be pid reuse) after this.
 STALE_LIVE_PID_SECONDS = 24 * 3600
-#: Free space kept on the file system when saving (bytes): a snapshot
-#: never fills the disk the running job still writes to.
+#: Free space kept on the file system when saving (bytes, at most this and
+#: at most 5 % of the file system): a snapshot never fills the disk the
+#: running job (exports, other jobs) still writes to.
 FREE_SPACE_RESERVE = 64 * 1024 * 1024
 
 #: Up to this many new objects are fsynced one by one, more with syncfs.
@@ -918,10 +919,11 @@ class SnapshotStore:
         except OSError:
             return
         free = vfs.f_bavail * vfs.f_frsize
-        if needed + FREE_SPACE_RESERVE > free:
+        reserve = min(FREE_SPACE_RESERVE, vfs.f_blocks * vfs.f_frsize // 20)
+        if needed + reserve > free:
             raise SnapshotNoSpace(
                 f"{needed} bytes needed, {free} bytes free on the file "
-                f"system of {probe} (keeping {FREE_SPACE_RESERVE} free)")
+                f"system of {probe} (keeping {reserve} free)")
 
     def _store_objects(self, plan: _SavePlan) -> tuple[int, int, dict]:
         """Copy the new files into objects, hashing while copying. Returns
