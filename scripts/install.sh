@@ -24,7 +24,8 @@ find_python312() {
   for candidate in python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do
     if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return; fi
   done
-  echo "error: Python 3.12 not found (actinia-core 7.1.2 needs >= 3.12)" >&2
+  echo "error: Python 3.12 not found (actinia-core 7.1.2 needs >= 3.12; the venv" >&2
+  echo "       uses 3.12 on Debian 12 and 13 alike: e.g. 'pyenv install 3.12')" >&2
   exit 1
 }
 
