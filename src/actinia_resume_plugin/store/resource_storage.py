@@ -20,8 +20,9 @@ Sizing walks the tree with :func:`os.scandir` (one ``lstat`` per entry, no
 subprocess). ``used`` has one definition that does not depend on the
 machine's ``du`` (coreutils 9.1 on Debian 12 counts directory sizes, 9.7 on
 Debian 13 does not): the apparent bytes of regular files and symlinks, each
-inode (hard links) counted once; directories are not counted. Plain Python, no Flask, no actinia imports: whether a job is still
-running is decided by a callback the caller passes in.
+inode (hard links) counted once; directories are not counted. Plain
+Python, no Flask, no actinia imports: whether a job is still running is
+decided by a callback the caller passes in.
 """
 
 from __future__ import annotations
@@ -198,9 +199,10 @@ def storage_usage(path) -> int:
             continue
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
+        if st.st_nlink > 1:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
         total += st.st_size
     return total
 
