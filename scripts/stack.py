@@ -77,6 +77,26 @@ def ensure_sample_project() -> Path:
     return SAMPLE_CACHE
 
 
+def grass_installation(grass: str = "grass") -> dict:
+    """Paths of the installed GRASS, as ``grass --config path`` reports them
+    (``/usr/lib/grass82`` on Debian 12, ``/usr/lib/grass84`` on Debian 13),
+    so that the config never assumes one GRASS version."""
+    start_script = shutil.which(grass)
+    if start_script is None:
+        raise SystemExit(f"error: '{grass}' not found (install GRASS GIS >= 8.2)")
+    base = subprocess.run([start_script, "--config", "path"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    if not Path(base, "bin", "g.mapset").exists():
+        raise SystemExit(f"error: '{start_script} --config path' gave {base!r}, "
+                         "which has no bin/g.mapset")
+    return {
+        "GRASS_GIS_BASE": base,
+        "GRASS_START_SCRIPT": start_script,
+        "GRASS_MODULES_XML": str(Path(base, "gui", "wxpython", "xml",
+                                      "module_items.xml")),
+    }
+
+
 def render_config(data: Path, opts: argparse.Namespace) -> Path:
     """Write DATA/actinia.cfg from config/actinia.cfg.template."""
     template = string.Template(
@@ -96,6 +116,7 @@ def render_config(data: Path, opts: argparse.Namespace) -> Path:
         EXTRA_MISC=extra,
         PLUGINS=json.dumps(
             [p.strip() for p in opts.plugins.split(",") if p.strip()]),
+        **grass_installation(),
     )
     path = data / "actinia.cfg"
     path.write_text(cfg)

@@ -22,7 +22,9 @@ def test_chain_finishes_with_r_info_values(stack_true):
 
 def test_our_workers_serve_all_processing_endpoints(stack_true):
     """Our resources serve actinia's URLs: the final response of each core
-    processing endpoint carries our `resume` section."""
+    processing endpoint carries our `resume` section. The URLs are the
+    seed's (`projects/nc_spm_08/processing_async`, `…_export`,
+    `mapsets/<m>/processing_async`) on GRASS >= 8.4, `locations/…` before."""
     client = stack_true.client()
     for path in ("processing_async", "processing_async_export",
                  "mapsets/deployment_check/processing_async"):
@@ -34,18 +36,32 @@ def test_our_workers_serve_all_processing_endpoints(stack_true):
 
 def test_projects_urls_follow_the_grass_version(stack_true):
     """GRASS 8.2 serves `locations/`; `projects/` answers 404 as in
-    actinia-core (our resources keep actinia's URL decorator)."""
+    actinia-core (our resources keep actinia's URL decorator). GRASS 8.4
+    serves `projects/` (what the suite then uses) and `locations/` with a
+    Deprecation header."""
     client = stack_true.client()
     version = client.request("GET", "version").json()["grass_version"]
     major_minor = tuple(int(x) for x in version["version"].split(".")[:2])
-    resp = client.request("POST", client.url(
-        "projects/nc_spm_08/processing_async"),
-        json=load_chain("mapcalc_info"))
+    chain = load_chain("mapcalc_info")
+    projects = client.request("POST", client.url(
+        "projects/nc_spm_08/processing_async"), json=chain)
+    locations = client.request("POST", client.url(
+        "locations/nc_spm_08/processing_async"), json=chain)
     if major_minor < (8, 4):
-        assert resp.status_code == 404
-        assert "8.4" in resp.json()["message"]
+        assert stack_true.project_url_part == "locations"
+        assert projects.status_code == 404
+        assert "8.4" in projects.json()["message"]
+        assert locations.status_code == 200
     else:
-        assert resp.status_code == 200
+        assert stack_true.project_url_part == "projects"
+        assert projects.status_code == 200
+        assert "Deprecation" not in projects.headers
+        assert locations.status_code == 200
+        assert "Deprecation" in locations.headers
+    for resp in (projects, locations):
+        if resp.status_code == 200:
+            doc = client.wait(resp.json()["urls"]["status"])
+            assert doc["status"] == "finished", doc["message"]
 
 
 def test_swagger_documents_our_operations(stack_true):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -52,10 +51,21 @@ def resources(tmp_path) -> Path:
     return path
 
 
-def du_sb(path: Path) -> int:
-    out = subprocess.run(["du", "-sb", str(path)], capture_output=True,
-                         text=True, check=True).stdout
-    return int(out.split("\t")[0])
+def used_bytes(path: Path) -> int:
+    """``used`` as the README defines it, computed independently of the
+    code under test: apparent bytes of regular files and symlinks, each
+    inode once (hard links); directories not counted."""
+    seen, total = set(), 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        # os.walk lists symlinks to directories among dirnames
+        names = filenames + [d for d in dirnames
+                             if os.path.islink(os.path.join(dirpath, d))]
+        for name in names:
+            st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
 
 
 # ------------------------------------------------------------------ olderthan
@@ -79,18 +89,18 @@ def test_user_id_cannot_escape(resources, user):
 
 
 # ------------------------------------------------------------------ sizing
-def test_scan_breakdown_and_used_equals_du(resources):
+def test_scan_breakdown_and_used_follow_the_definition(resources):
     root = make_job(resources, "resource_id-a", steps=3)
     write(resources / USER / "resource_id-b" / "out.tif", bytes(5000))
     write(resources / USER / "stray.bin", bytes(123))
     report = rs.scan_user_storage(resources, USER)
-    assert report.used == du_sb(resources / USER)
+    assert report.used == used_bytes(resources / USER)
     kinds = {u.name: u.kind for u in report.units}
     assert kinds == {"resource_id-a": "interim_results",
                      "resource_id-b": "resource", "stray.bin": "other"}
     job = report.of_kind("interim_results")[0]
     assert job.steps == [0, 1, 2]
-    assert job.bytes == du_sb(root)
+    assert job.bytes == used_bytes(root)
     doc = report.to_dict(10 * 1024**3)
     entry = doc["interim_results"][0]
     assert entry["resource_id"] == "resource_id-a"
@@ -102,6 +112,27 @@ def test_scan_breakdown_and_used_equals_du(resources):
     assert doc["quota"] == 10 * 1024**3
     assert doc["free"] == doc["quota"] - doc["used"]
     assert doc["free_percent"] == int(100 * doc["free"] / doc["quota"])
+
+
+def test_used_counts_files_and_symlinks_once_not_directories(resources):
+    """The definition on known numbers (the same on every coreutils):
+    directories 0, a 3-byte file 3, its hard link 0 more, a symlink its
+    target's path length, a FIFO 0."""
+    user = resources / USER
+    assert rs.storage_usage(user) == 0
+    (user / "a" / "b" / "c").mkdir(parents=True)
+    assert rs.storage_usage(user) == 0
+    write(user / "a" / "b" / "c" / "three", b"abc")
+    assert rs.storage_usage(user) == 3
+    os.link(user / "a" / "b" / "c" / "three", user / "a" / "again")
+    assert rs.storage_usage(user) == 3
+    os.symlink("b/c/three", user / "a" / "link")   # 9 bytes of path
+    assert rs.storage_usage(user) == 12
+    os.mkfifo(user / "a" / "fifo")
+    assert rs.storage_usage(user) == 12
+    report = rs.scan_user_storage(resources, USER)
+    assert report.used == 12 == used_bytes(user)
+    assert report.units[0].bytes == 12 and report.units[0].files == 4
 
 
 def test_hard_links_count_once(resources):
@@ -117,7 +148,7 @@ def test_hard_links_count_once(resources):
     assert os.stat(store.step_path(1) / "parts/mapset/big").st_nlink == 2
     assert before.used > 100_000
     assert after.used - before.used < 100_000
-    assert after.used == du_sb(resources / USER)
+    assert after.used == used_bytes(resources / USER)
 
 
 def test_sparse_file_counts_apparent_size(resources):

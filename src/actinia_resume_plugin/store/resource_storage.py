@@ -17,10 +17,12 @@ can leave half a saved mapset behind; the age of a unit here is the age of
 its *newest* entry, so a unit with any recent content is kept whole.
 
 Sizing walks the tree with :func:`os.scandir` (one ``lstat`` per entry, no
-subprocess): apparent sizes like ``du -sb`` (directories included, hard
-linked files counted once), so ``used`` is the number actinia's ``du -sb``
-reported. Plain Python, no Flask, no actinia imports: whether a job is still
-running is decided by a callback the caller passes in.
+subprocess). ``used`` has one definition that does not depend on the
+machine's ``du`` (coreutils 9.1 on Debian 12 counts directory sizes, 9.7 on
+Debian 13 does not): the apparent bytes of regular files and symlinks, each
+inode (hard links) counted once; directories are not counted. Plain
+Python, no Flask, no actinia imports: whether a job is still running is
+decided by a callback the caller passes in.
 """
 
 from __future__ import annotations
@@ -120,13 +122,15 @@ class _Tally:
 
 
 def _tally_entry(st: os.stat_result, tally: _Tally, seen: set) -> None:
+    """Count one entry: see the module docstring for what ``bytes`` is."""
     if st.st_mtime > tally.newest_mtime:
         tally.newest_mtime = st.st_mtime
     if stat.S_ISDIR(st.st_mode):
         tally.dirs += 1
-        tally.bytes += st.st_size
         return
     tally.files += 1
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        return
     if st.st_nlink > 1:
         key = (st.st_dev, st.st_ino)
         if key in seen:
@@ -166,8 +170,39 @@ def _scan_tree(path: str, seen: set) -> _Tally:
 
 
 def storage_usage(path) -> int:
-    """Bytes below ``path`` as ``du -sb`` counts them."""
-    return _scan_tree(str(path), set()).bytes
+    """Bytes below ``path``: apparent sizes of regular files and symlinks,
+    each inode once (hard links), directories not counted.
+
+    The one definition of ``used``; independent of the coreutils version,
+    unlike ``du -sb`` (9.1 counts directory sizes, 9.7 does not).
+    Self-contained (the scans below apply the same rule per entry);
+    symlinks are not followed, entries vanishing during the walk are
+    skipped.
+    """
+    seen: set = set()
+    total = 0
+    stack = [str(path)]
+    while stack:
+        current = stack.pop()
+        try:
+            st = os.lstat(current)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                with os.scandir(current) as it:
+                    stack.extend(entry.path for entry in it)
+            except OSError:
+                pass
+            continue
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            continue
+        if st.st_nlink > 1:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        total += st.st_size
+    return total
 
 
 def _snapshot_steps(root: str) -> list[int]:
@@ -310,14 +345,12 @@ def scan_user_storage(resource_dir, user_id: str) -> StorageReport:
     except OSError:
         top_stat = None
     if top_stat is not None and stat.S_ISDIR(top_stat.st_mode):
-        used += top_stat.st_size
         with os.scandir(path) as it:
             top = sorted(it, key=lambda e: e.name)
         for entry in top:
             if entry.name == INTERIM_DIR and entry.is_dir(
                     follow_symlinks=False):
                 try:
-                    used += os.lstat(entry.path).st_size
                     with os.scandir(entry.path) as it:
                         jobs = sorted(it, key=lambda e: e.name)
                 except OSError:
