@@ -136,18 +136,26 @@ def test_used_counts_files_and_symlinks_once_not_directories(resources):
 
 
 def test_hard_links_count_once(resources):
+    data = resources / USER / "resource_id-a" / "big"
+    write(data, bytes(100_000))
+    before = rs.scan_user_storage(resources, USER)
+    os.link(data, data.with_name("big-link"))
+    after = rs.scan_user_storage(resources, USER)
+    assert before.used == after.used == used_bytes(resources / USER)
+    assert after.files == before.files + 1
+
+
+def test_unchanged_snapshot_adds_no_data(resources):
     live = resources / "live" / "resource_id-a" / "mapset"
     write(live / "big", bytes(100_000))
-    age_tree(live, 1)  # not "racy": unchanged files may be linked
+    age_tree(live, 1)
     store = SnapshotStore(interim_root(resources, USER, "resource_id-a"))
     store.save(0, {"mapset": str(live)}, {})
     before = rs.scan_user_storage(resources, USER)
-    # a second, unchanged snapshot: its file is a hard link of the first
     store.save(1, {"mapset": str(live)}, {})
     after = rs.scan_user_storage(resources, USER)
-    assert os.stat(store.step_path(1) / "parts/mapset/big").st_nlink == 2
     assert before.used > 100_000
-    assert after.used - before.used < 100_000
+    assert after.used - before.used < 1_000  # one small manifest
     assert after.used == used_bytes(resources / USER)
 
 
@@ -164,28 +172,22 @@ def test_missing_user_dir_is_empty(resources):
     assert report.used == 0 and report.units == []
 
 
-def test_scan_of_10000_files_is_fast(resources):
-    """The GET must answer in well under a second for 10,000 files."""
+def test_scan_counts_the_snapshots_of_many_jobs(resources):
+    """10,000 files in 20 jobs (its speed is measured by scripts/benchmark)."""
     for job in range(20):
-        base = resources / USER / "interim" / f"resource_id-{job}" / "steps"
+        base = resources / USER / "interim" / f"resource_id-{job}"
         for step in range(5):
-            d = base / f"{step:06d}" / "parts" / "mapset"
+            (base / "steps" / f"{step:06d}").mkdir(parents=True)
+            (base / "steps" / f"{step:06d}" / "manifest.json").write_text("{}")
+            d = base / "objects" / f"{step:02d}"
             d.mkdir(parents=True)
             for i in range(100):
                 (d / f"f{i}").write_bytes(b"abc")
-            (d.parent.parent / "manifest.json").write_text("{}")
-    best = min(_timed(resources) for _ in range(3))
     report = rs.scan_user_storage(resources, USER)
     assert report.files == 20 * 5 * 101
     assert sum(len(u.steps) for u in report.units) == 100
-    print(f"\nscan of {report.files} files: {best * 1000:.1f} ms")
-    assert best < 0.5
+    assert report.used == used_bytes(resources / USER)
 
-
-def _timed(resources) -> float:
-    started = time.perf_counter()
-    rs.scan_user_storage(resources, USER)
-    return time.perf_counter() - started
 
 
 # ------------------------------------------------------------------ removal
