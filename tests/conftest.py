@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -71,6 +73,53 @@ class StackFactory:
         for dep in self.running.values():
             stack.stop(dep.data)
         self.running.clear()
+
+
+class MountedStacks:
+    """Deployments with a file system of their own mounted below the data
+    dir before start: a small tmpfs as grass_resource_dir (full disks) or
+    an ext4 with 1 s timestamps as the temporary GRASS database (the racy
+    rule). Needs root, as CI and the developers' machines run."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.mounts: list[Path] = []
+        self.started: list[Path] = []
+
+    def get(self, name: str, where: str, fs: str, *args: str) -> Deployment:
+        data = self.base / name
+        target = data / where
+        target.mkdir(parents=True)
+        if fs.startswith("tmpfs:"):
+            cmd = ["mount", "-t", "tmpfs", "-o", f"size={fs[6:]}", "tmpfs",
+                   str(target)]
+        elif fs.startswith("ext4-1s:"):
+            image = self.base / f"{name}.img"
+            subprocess.run(["truncate", "-s", fs[8:], str(image)], check=True)
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-I", "128", str(image)],
+                           check=True, capture_output=True)
+            cmd = ["mount", "-o", "loop", str(image), str(target)]
+        else:
+            raise ValueError(fs)
+        subprocess.run(cmd, check=True)
+        self.mounts.append(target)
+        self.started.append(data)
+        return Deployment(stack.start(stack_options(data, *args)))
+
+    def stop_all(self) -> None:
+        for data in self.started:
+            stack.stop(data)
+        for target in self.mounts:
+            subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@pytest.fixture(scope="session")
+def mounted_stacks(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.fail("tests with their own file systems mount them: run as root")
+    stacks = MountedStacks(tmp_path_factory.mktemp("mounted"))
+    yield stacks
+    stacks.stop_all()
 
 
 def stack_options(data: Path, *args: str):

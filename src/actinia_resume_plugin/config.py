@@ -165,15 +165,31 @@ def actinia_config_path() -> Path:
     return Path(os.environ.get("DEFAULT_CONFIG_PATH", "/etc/default/actinia"))
 
 
-_cached: tuple[float, ResumeConfig] | None = None
+_loaded: ResumeConfig | None = None
 
 
 def current_config() -> ResumeConfig:
-    """The config of this process, re-read when the file changes."""
-    global _cached
-    path = actinia_config_path()
-    mtime = path.stat().st_mtime if path.exists() else 0.0
-    if _cached is None or _cached[0] != mtime:
-        cfg = read_config(path) if path.exists() else ResumeConfig()
-        _cached = (mtime, cfg)
-    return _cached[1]
+    """The config of this process, read once, as actinia reads its own
+    (``create_endpoints`` reads it at start-up, so a broken file stops
+    actinia there instead of failing requests later). A changed file takes
+    effect when actinia is restarted, for actinia and the plugin alike."""
+    global _loaded
+    if _loaded is None:
+        path = actinia_config_path()
+        _loaded = read_config(path) if path.exists() else ResumeConfig()
+    return _loaded
+
+
+def retention_settings() -> tuple[float | None, float]:
+    """``(interim_results_ttl_days, interim_results_ttl_check_seconds)``
+    read anew from the file: the retention thread re-reads only its own two
+    keys each round, so an operator can switch retention on or off without
+    a restart (documented in the README). Unreadable values keep the
+    settings of start-up."""
+    loaded = current_config()
+    try:
+        fresh = read_config(actinia_config_path())
+    except (OSError, ConfigError, configparser.Error):
+        fresh = loaded
+    return fresh.interim_results_ttl_days, \
+        fresh.interim_results_ttl_check_seconds

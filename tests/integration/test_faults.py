@@ -15,15 +15,13 @@ snapshots are caught), on the real stack.
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import USER, stack_options, univar
+from conftest import USER, univar
 
-import stack
 from actinia_resume_plugin.store import SnapshotStore
 
 TMPFS_MB = 60
@@ -58,48 +56,17 @@ def leftovers(root: Path) -> list[str]:
             if p.name.startswith((".staging-", ".tmp-"))]
 
 
-class TmpfsStacks:
-    """Deployments whose grass_resource_dir is a small tmpfs."""
-
-    def __init__(self, base: Path):
-        self.base = base
-        self.started: list[Path] = []
-
-    def get(self, name: str, *args: str):
-        from conftest import Deployment
-
-        data = self.base / name
-        resources = data / "resources"
-        resources.mkdir(parents=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m",
-                        "tmpfs", str(resources)], check=True)
-        self.started.append(data)
-        return Deployment(stack.start(stack_options(data, *args)))
-
-    def stop_all(self):
-        for data in self.started:
-            stack.stop(data)
-            subprocess.run(["umount", "-l", str(data / "resources")],
-                           check=False)
+@pytest.fixture(scope="module")
+def full_true(mounted_stacks):
+    return mounted_stacks.get("full-true", "resources", f"tmpfs:{TMPFS_MB}m",
+                              "--save-interim-results", "True")
 
 
 @pytest.fixture(scope="module")
-def tmpfs_stacks(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.fail("the full-disk tests mount a tmpfs: run them as root")
-    stacks = TmpfsStacks(tmp_path_factory.mktemp("tmpfs"))
-    yield stacks
-    stacks.stop_all()
-
-
-@pytest.fixture(scope="module")
-def full_true(tmpfs_stacks):
-    return tmpfs_stacks.get("true", "--save-interim-results", "True")
-
-
-@pytest.fixture(scope="module")
-def full_onerror(tmpfs_stacks):
-    return tmpfs_stacks.get("onerror", "--save-interim-results", "onError")
+def full_onerror(mounted_stacks):
+    return mounted_stacks.get("full-onerror", "resources",
+                              f"tmpfs:{TMPFS_MB}m",
+                              "--save-interim-results", "onError")
 
 
 def interim(dep, status_url: str) -> SnapshotStore:

@@ -13,6 +13,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import load_chain
 
 ASYNC = "processing_async"
@@ -252,13 +254,65 @@ def test_onerror_edit_before_kept_snapshot_gives_notice(stack_onerror):
     assert float(doc["process_results"]["univar_d"]["mean"]) == 4 * 5 + 1 + 4
 
 
-# --------------------------------------- 4. same-second sqlite.db rewrite
-def sqlite_chain(fixed: bool) -> dict:
-    return load_chain("sqlite_rewrite",
-                      FINAL="echo" if fixed else "false")
+# --------------------------------------- 4. same-second in-place rewrite
+MAPSET_FILE = (
+    "import os; g = dict(l.split(': ', 1) for l in "
+    "open(os.environ['GISRC']).read().splitlines() if ': ' in l); "
+    "p = os.path.join(g['GISDBASE'], g['LOCATION_NAME'], g['MAPSET'], "
+    "'rewritten.dat'); ")
+
+
+def python_step(step_id: str, code: str, **extra) -> dict:
+    return {"id": step_id, "exe": "/usr/bin/python3",
+            "params": ["-c", MAPSET_FILE + code], **extra}
+
+
+def same_second_chain(fixed: bool) -> dict:
+    """Step `write_a` writes 4 KiB right after a second boundary; the save
+    after it runs within that second; step `write_b` rewrites the file in
+    place with other bytes of the same size, still in that second. On a
+    file system with 1 s timestamps the two states have the very same stat
+    (size, mtime, inode, ctime, mode)."""
+    return {"version": "1", "list": [
+        region("region", n=228500, s=215000, w=630000, e=645000,
+               rows=10, cols=10),
+        python_step("write_a",
+                    "import time; time.sleep(1.02 - time.time() % 1); "
+                    "open(p, 'wb').write(b'A' * 4096)"),
+        python_step("write_b",
+                    "f = open(p, 'r+b'); f.write(b'B' * 4096); f.close()"),
+        {"id": "gate", "exe": "echo" if fixed else "false", "params": ["ok"]},
+        python_step("read", "print(open(p).read(1))"),
+    ]}
+
+
+@pytest.fixture(scope="module")
+def coarse_stack(mounted_stacks):
+    """The temporary GRASS database on ext4 with 128-byte inodes: 1 s
+    timestamps, so an in-place rewrite within the second of the previous
+    save has the very same stat; only the racy rule sees it."""
+    return mounted_stacks.get("coarse", "workspace/temp_db", "ext4-1s:512M",
+                              "--save-interim-results", "True")
+
+
+def test_same_second_rewrite_is_detected(coarse_stack):
+    client = coarse_stack.client()
+    url, first = failing_job(client, same_second_chain(fixed=False))
+    store = interim_dir(coarse_stack, url)
+    assert sorted(os.listdir(store / "steps")) == [
+        f"{i:06d}" for i in range(3)]
+
+    doc = put_and_wait(client, url, same_second_chain(fixed=True),
+                       iteration=2)
+    assert doc["status"] == "finished", doc["message"]
+    assert doc["resume"]["restored_interim_result"] == 2
+    read = [p for p in doc["process_log"] if p.get("id") == "read"]
+    assert read and read[-1]["stdout"].strip() == "B", read
 
 
 def test_same_second_sqlite_rewrite_is_detected(stack_true):
+    """GRASS's own in-place rewrites (v.db.update on sqlite.db) between
+    snapshots are all seen."""
     client = stack_true.client()
     url, first = failing_job(client, sqlite_chain(fixed=False))
     store = interim_dir(stack_true, url)
@@ -271,8 +325,12 @@ def test_same_second_sqlite_rewrite_is_detected(stack_true):
     assert doc["resume"]["restored_interim_result"] == 4
     rows = parse_vdb_select(doc["process_results"]["select"])
     assert len(rows) == 30
-    # the value of the *second* update (same size, same second as the first)
     assert {r["score"] for r in rows} == {"2"}, rows[:3]
+
+
+def sqlite_chain(fixed: bool) -> dict:
+    return load_chain("sqlite_rewrite",
+                      FINAL="echo" if fixed else "false")
 
 
 def parse_vdb_select(table) -> list[dict]:
@@ -301,6 +359,13 @@ def _stack_pgids(dep) -> set[int]:
     return set(state["pids"])
 
 
+def wait_until(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.1)
+
+
 def test_worker_killed_mid_snapshot(stack_true):
     client = stack_true.client()
     body = kill_chain()
@@ -318,8 +383,14 @@ def test_worker_killed_mid_snapshot(stack_true):
         except FileNotFoundError:
             names, done = [], []
         if "000001" in done:
+            # a save in progress: its new objects (then its manifest) are
+            # written under names that carry the worker's pid
+            try:
+                names += os.listdir(store / "objects")
+            except FileNotFoundError:
+                pass
             for name in names:
-                if name.startswith(".staging-"):
+                if name.startswith((".staging-", ".tmp-")):
                     victim = int(name.split("-")[-2])
                     staging = name
                     break
@@ -350,7 +421,11 @@ def test_worker_killed_mid_snapshot(stack_true):
     assert doc["status"] == "finished", doc["message"]
     assert doc["resume"]["restored_interim_result"] == last
     assert doc["resume"]["start_step"] == last + 1
-    assert not (store / staging).exists() or not store.exists()
+    # after success the interim results are removed, after `finished`
+    wait_until(lambda: not store.exists() and not [
+        p for p in store.parent.iterdir()
+        if p.name.startswith(f".{store.name}.deleted-")],
+        "removal of the interim results after success")
     stats = doc["process_results"]["univar_big"]
     assert 7.0 <= float(stats["min"]) and float(stats["max"]) <= 8.0
     assert int(stats["n"]) == 4000 * 4000

@@ -156,9 +156,7 @@ def test_get_before_and_after_a_failing_job(user_storage):
     assert before["free_percent"] == 100
 
     rid = s.failed_job()
-    started = time.perf_counter()
     resp = s.get()
-    elapsed = time.perf_counter() - started
     assert resp.status_code == 200
     doc = resp.json()
     assert doc["status"] == "finished" and doc["user_id"] == "resume-user"
@@ -175,32 +173,26 @@ def test_get_before_and_after_a_failing_job(user_storage):
     assert after["used"] == used_bytes(s.dir)
     assert after["used"] > before["used"]
     assert after["interim_results_bytes"] == entry["bytes"]
-    assert elapsed < 1.0
 
 
-def test_get_is_fast_for_10000_files(storage_stack):
+def test_get_and_delete_over_10000_files(storage_stack):
+    """Counts and removal at 10,000 files (the GET's speed at 100,000 files
+    is measured by scripts/benchmark, not asserted here)."""
     s = Storage(storage_stack, "resume-user2")
     s.delete()
     for job in range(20):
-        steps = s.interim(f"resource_id-bench{job:02d}") / "steps"
+        root = s.interim(f"resource_id-bench{job:02d}")
         for step in range(5):
-            part = steps / f"{step:06d}" / "parts" / "mapset"
-            part.mkdir(parents=True)
+            (root / "steps" / f"{step:06d}").mkdir(parents=True)
+            objects = root / "objects" / f"{step:02d}"
+            objects.mkdir(parents=True)
             for i in range(100):
-                (part / f"f{i}").write_bytes(b"abc")
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        resp = s.get()
-        timings.append(time.perf_counter() - started)
-        assert resp.status_code == 200
+                (objects / f"f{i}").write_bytes(b"abc")
+    resp = s.get()
+    assert resp.status_code == 200
     results = resp.json()["process_results"]
     assert results["files"] == 10000
     assert len(results["interim_results"]) == 20
-    print(f"\nGET /resource_storage, 10,000 files: best "
-          f"{min(timings) * 1000:.0f} ms, scan "
-          f"{results['scan_seconds'] * 1000:.0f} ms")
-    assert min(timings) < 1.0
     resp = s.delete()
     assert len(resp.json()["process_results"]["removed"]) == 20
 
@@ -408,7 +400,7 @@ def test_retention_removes_expired_interim_results_only(stacks):
         "--misc", "interim_results_ttl_days=1",
         "--misc", "interim_results_ttl_check_seconds=1")
     s = Storage(dep, "resume-user")
-    old, fresh = s.failed_job(), s.failed_job()
+    old, old2, fresh = s.failed_job(), s.failed_job(), s.failed_job()
     export = s.dir / "resource_id-oldexport"
     export.mkdir()
     (export / "result.tif").write_bytes(b"x")
@@ -423,7 +415,10 @@ def test_retention_removes_expired_interim_results_only(stacks):
     age_tree(running_root, 3)
     age_tree(s.interim(old), 2)
     wait_for(lambda: not s.interim(old).exists(), "retention", 15)
-    time.sleep(2.5)  # more retention rounds
+    # one more whole retention round: expire another job and see it go
+    age_tree(s.interim(old2), 2)
+    wait_for(lambda: not s.interim(old2).exists(), "a later retention round",
+             15)
     assert s.client.request("GET", running).json()["status"] in (
         "accepted", "running")
     assert running_root.is_dir()

@@ -24,6 +24,7 @@ import logging
 import os
 import pickle
 import threading
+import time
 
 from actinia_core.core.common.config import global_config
 from actinia_core.core.common.user import ActiniaUser
@@ -32,7 +33,7 @@ from actinia_rest_lib.endpoint_config import check_endpoint
 from flask import jsonify, make_response, request
 
 from actinia_resume_plugin.api.common import error_response, iteration_numbers
-from actinia_resume_plugin.config import current_config
+from actinia_resume_plugin.config import current_config, retention_settings
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import resource_storage as rs
 from actinia_resume_plugin.worker.liveness import (
@@ -229,11 +230,10 @@ class ResourceStorageResource(ResourceManagerBase):
 _retention_started = threading.Event()
 
 
-def run_retention_once(resource_logger=None, kvdb=None) -> dict:
-    """Remove unresumed interim results older than
-    ``[MISC] interim_results_ttl_days`` (no-op when it is not set)."""
+def run_retention_once(resource_logger=None, kvdb=None, ttl=None) -> dict:
+    """Remove unresumed interim results older than ``ttl`` days
+    (``[MISC] interim_results_ttl_days``; no-op when it is not set)."""
     config = current_config()
-    ttl = config.interim_results_ttl_days
     if ttl is None:
         return {}
     if resource_logger is None:
@@ -257,12 +257,12 @@ def run_retention_once(resource_logger=None, kvdb=None) -> dict:
     return results
 
 
-def _retention_loop(stop: threading.Event) -> None:
+def _retention_loop() -> None:
     resource_logger = kvdb = None
     while True:
+        ttl, interval = retention_settings()
         try:
-            if resource_logger is None and current_config(
-                    ).interim_results_ttl_days is not None:
+            if resource_logger is None and ttl is not None:
                 from actinia_core.core.resources_logger import ResourceLogger
 
                 resource_logger = ResourceLogger(
@@ -270,15 +270,11 @@ def _retention_loop(stop: threading.Event) -> None:
                     port=global_config.KVDB_SERVER_PORT,
                     password=global_config.KVDB_SERVER_PW or None)
                 kvdb = kvdb_client(global_config)
-            run_retention_once(resource_logger, kvdb)
+            if ttl is not None:
+                run_retention_once(resource_logger, kvdb, ttl)
         except Exception as exc:  # never kill the thread
             log.warning("actinia_resume_plugin: retention failed: %s", exc)
-        try:
-            interval = float(current_config().interim_results_ttl_check_seconds)
-        except Exception:
-            interval = 600.0
-        if stop.wait(max(interval, 0.1)):
-            return
+        time.sleep(max(interval, 0.1))
 
 
 def start_retention_thread() -> threading.Thread | None:
@@ -289,7 +285,7 @@ def start_retention_thread() -> threading.Thread | None:
         return None
     _retention_started.set()
     thread = threading.Thread(
-        target=_retention_loop, args=(threading.Event(),),
+        target=_retention_loop,
         name="resume-retention", daemon=True)
     thread.start()
     return thread
