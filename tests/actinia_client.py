@@ -23,7 +23,7 @@ class ActiniaClient:
     def auth(self):
         return (self.user, self.password)
 
-    def as_user(self, user: str, password: str) -> "ActiniaClient":
+    def as_user(self, user: str, password: str) -> ActiniaClient:
         return ActiniaClient(self.base, user, password, self.project_url_part)
 
     def url(self, path: str) -> str:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import sys
 
-from actinia_resume_plugin.apidocs import resource_storage as storage_docs
-from actinia_resume_plugin.apidocs import resume as resume_docs
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.api.resource_storage import (
     ResourceStorageResource,
     start_retention_thread,
 )
 from actinia_resume_plugin.api.resume import ResumeResourceManager
+from actinia_resume_plugin.apidocs import resource_storage as storage_docs
+from actinia_resume_plugin.apidocs import resume as resume_docs
 from actinia_resume_plugin.config import (
     CORE_CLASSES,
     ConfigError,

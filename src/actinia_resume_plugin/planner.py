@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Sequence
 
 __all__ = [
     "IGNORED_STEP_KEYS",
@@ -215,7 +215,8 @@ def plan_resume(
         )
 
     possible = [0] + [s + 1 for s in usable if s + 1 <= resume]
-    if from_step is not None and resume == from_step and from_step > 0 and (from_step - 1) not in snaps:
+    if (from_step is not None and resume == from_step and from_step > 0
+            and (from_step - 1) not in snaps):
         if len(possible) == 1:
             # no snapshot at or before the requested step, but maybe after
             # it (onError keeps only the one before the failed step)

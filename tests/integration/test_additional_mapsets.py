@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import load_chain
+
 from actinia_resume_plugin.store import SnapshotStore, interim_root
 
 N_CELLS = 1350 * 1500

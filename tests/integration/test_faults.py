@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import USER, univar
 
 from actinia_resume_plugin.store import SnapshotStore

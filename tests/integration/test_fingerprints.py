@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import load_chain
 
 ASYNC = "processing_async"
@@ -374,7 +373,7 @@ def test_worker_killed_mid_snapshot(stack_true):
     store = interim_dir(stack_true, url)
 
     # wait for a save in progress after snapshot 1 exists (i.e. of "big")
-    victim, staging = None, None
+    victim = None
     deadline = time.monotonic() + 180
     while victim is None and time.monotonic() < deadline:
         try:
@@ -392,7 +391,6 @@ def test_worker_killed_mid_snapshot(stack_true):
             for name in names:
                 if name.startswith((".staging-", ".tmp-")):
                     victim = int(name.split("-")[-2])
-                    staging = name
                     break
         if victim is None:
             time.sleep(0.002)

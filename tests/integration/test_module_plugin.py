@@ -15,10 +15,10 @@ import uuid
 import pytest
 import rasterio
 import requests
-
 import stack
 from conftest import load_chain
 from conftest import univar as univar_of
+
 from actinia_resume_plugin.store import SnapshotStore, interim_root
 
 EXPANDED_IDS = ["r.mapcalc_ndvi", "r.colors_ndvi", "exporter_ndvi", "r_info1"]

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import stack
 
 PASSWORDS = {user: pw for user, pw, _, _ in stack.USERS}

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import USER, load_chain, univar
 
 MODES = ["stack_true", "stack_onerror"]

@@ -75,7 +75,7 @@ def test_change_invalidates_all_later_fingerprints():
     changed[2]["flags"] = "g"
     new = step_fingerprints(changed)
     assert new[:2] == old[:2]
-    assert all(n != o for n, o in zip(new[2:], old[2:]))
+    assert all(n != o for n, o in zip(new[2:], old[2:], strict=True))
     # same later steps after a changed step still differ (chained)
     assert canonical_step(changed[3]) == canonical_step(CHAIN[3])
 

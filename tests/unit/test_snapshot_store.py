@@ -476,7 +476,8 @@ def test_damaged_manifest_fields_are_invisible(store, live):
         path.write_text(json.dumps({**good, key: bad}))
         assert store.steps() == [], key
     entry = {**good}
-    entry["parts"]["mapset"]["changed"]["WIND"] = ["f", 0, 1, 1, "../../etc/passwd" + "0" * 16, 0, 0]
+    escape = "../../etc/passwd" + "0" * 16
+    entry["parts"]["mapset"]["changed"]["WIND"] = ["f", 0, 1, 1, escape, 0, 0]
     path.write_text(json.dumps(entry))
     assert store.steps() == []
 
@@ -495,7 +496,8 @@ def test_read_job_treats_damage_as_missing(store, tmp_path):
 # ------------------------------------------------------------------ crash safety
 
 
-def test_crash_during_copy_leaves_no_visible_snapshot_and_no_objects(store, live, monkeypatch, tmp_path):
+def test_crash_during_copy_leaves_no_visible_snapshot_and_no_objects(
+        store, live, monkeypatch, tmp_path):
     store.save(0, live)
     objects_before = object_files(store)
     write(live["mapset"] / "cell" / "elev", b"\x09" * 1000)

@@ -86,9 +86,9 @@ def honour_pctemplates_env() -> str | None:
     path = os.environ.get("PCTEMPLATES")
     if not path:
         return None
-    from jinja2 import FileSystemLoader
     from actinia_module_plugin.resources.config import PCTEMPLATECONFIG
     from actinia_module_plugin.resources.templating import pcTplEnv
+    from jinja2 import FileSystemLoader
 
     searchpath = list(getattr(pcTplEnv.loader, "searchpath", []) or [])
     if searchpath == [path]:

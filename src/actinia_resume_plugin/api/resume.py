@@ -201,7 +201,7 @@ class ResumeResourceManager(ResourceManager):
         try:
             chain = json.loads(raw)
         except ValueError as exc:
-            raise ResumeError(400, f"The PUT body is not valid JSON: {exc}")
+            raise ResumeError(400, f"The PUT body is not valid JSON: {exc}") from None
         if (not isinstance(chain, dict) or "version" not in chain
                 or not isinstance(chain.get("list"), list)
                 or not chain["list"]):
@@ -235,7 +235,7 @@ class ResumeResourceManager(ResourceManager):
                 new_fps, saved_fps, failed, snapshots, store.damage,
                 from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
-            raise ResumeError(400, str(exc))
+            raise ResumeError(400, str(exc)) from None
         result = plan.to_dict()
         result["forced_from"] = from_position
         if not job:

@@ -30,12 +30,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from .snapshot_store import INTERIM_DIR, JOB_FILE, MANIFEST_NAME, STEPS_DIR, rmtree
 

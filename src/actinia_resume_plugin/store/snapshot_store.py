@@ -57,11 +57,12 @@ import socket
 import stat
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
-from typing import Iterable, Mapping, NamedTuple, Union
+from typing import NamedTuple, Union
 
 import xxhash
 
@@ -233,7 +234,7 @@ class Entry(NamedTuple):
         return ["d", self.mode]
 
     @classmethod
-    def from_json(cls, doc) -> "Entry":
+    def from_json(cls, doc) -> Entry:
         """Parse a manifest entry; ValueError for anything malformed."""
         if not isinstance(doc, list) or not doc:
             raise ValueError("entry is not a list")

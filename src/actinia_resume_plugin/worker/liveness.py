@@ -79,7 +79,7 @@ class Heartbeat:
         except Exception:  # a hiccup of the kvdb must not kill the job
             pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._set()  # before the job can be seen as running
         self._thread.start()
         return self

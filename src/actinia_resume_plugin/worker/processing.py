@@ -30,7 +30,6 @@ from actinia_processing_lib.ephemeral_processing import EphemeralProcessing
 from actinia_processing_lib.ephemeral_processing_with_export import (
     EphemeralProcessingWithExport,
 )
-from actinia_processing_lib.exceptions import AsyncProcessError
 from actinia_processing_lib.persistent_processing import PersistentProcessing
 
 from actinia_resume_plugin import planner
@@ -42,8 +41,8 @@ from actinia_resume_plugin.store import (
     SnapshotStore,
     interim_root,
 )
-from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.store.resource_storage import storage_usage
+from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
 
