@@ -156,11 +156,15 @@ def show_interim_results(api: Actinia, doc: dict, resource_dir: str | None):
     show(f"in {where}/interim/{doc['resource_id']}/")
 
 
-def show_plan(api: Actinia, status_url: str, fixed: dict, changes):
+def show_plan(api: Actinia, status_url: str, fixed: dict, changes) -> dict:
+    """The dry-run answer (an error document when actinia refuses)."""
     heading("3. Fix the chain and ask for the plan "
             "(PUT ?dry_run=true, nothing runs)")
     show("the fix (config/examples/pc_noerror.json): " + "; ".join(changes))
     answer = api.call("PUT", f"{status_url}?dry_run=true", json=fixed)
+    if answer.get("status") != "plan":
+        show(f"PUT refused: {answer.get('message')}")
+        return answer
     plan = answer["plan"]
     ids, actions = plan["step_ids"], plan["actions"]
     reused = [i for i, a in zip(ids, actions) if a == "reused"]
@@ -172,6 +176,7 @@ def show_plan(api: Actinia, status_url: str, fixed: dict, changes):
         show(f"   restore: the interim result after {ids[plan['start'] - 1]}")
     if plan.get("notice"):
         show(f"notice: {plan['notice']}")
+    return answer
 
 
 def resume(api: Actinia, status_url: str, fixed: dict) -> dict:
@@ -246,7 +251,10 @@ def main(argv=None) -> int:
         return 1
     status_url = first["urls"]["status"]
     show_interim_results(api, first, args.resource_dir)
-    show_plan(api, status_url, fixed, chain_changes(failing, fixed))
+    plan = show_plan(api, status_url, fixed, chain_changes(failing, fixed))
+    if plan.get("status") != "plan":
+        # save_interim_results = False is a choice, not a failure of the demo
+        return 0 if "save_interim_results" in plan.get("message", "") else 1
     resumed = resume(api, status_url, fixed)
     ok = show_steps(first, resumed)
     show_result(api, resumed)

@@ -1,0 +1,110 @@
+"""Issue #15: the README's curl examples run as written, and the demo of
+scripts/start.sh (scripts/demo.py) shows the main job.
+
+The examples run unchanged (tests/readme_examples.py extracts the marked
+bash blocks) against a deployment of their own, with URL and AUTH set to
+it; their output is compared with the answers the README shows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import readme_examples as rx
+
+REPO = Path(__file__).resolve().parent.parent.parent
+README = REPO / "README.md"
+
+
+@pytest.fixture(scope="module")
+def readme_stack(stacks):
+    """A deployment only for this module: the examples end by deleting the
+    user's whole resource storage."""
+    return stacks.get("readme", "--save-interim-results", "True")
+
+
+@pytest.fixture(scope="module")
+def readme_run(readme_stack):
+    """Every example of the README, run in order in one shell."""
+    examples = rx.examples(README.read_text())
+    outputs, _ = rx.run(
+        examples, {"URL": readme_stack.url, "AUTH": "actinia-gdi:actinia-gdi"},
+        cwd=REPO)
+    return {ex.name: (ex, rx.json_documents(outputs[ex.name]))
+            for ex in examples}
+
+
+def test_every_example_answers_as_the_readme_shows(readme_run):
+    compared = 0
+    for name, (example, printed) in readme_run.items():
+        if example.answer is None:
+            continue
+        assert len(printed) == len(example.answer), (name, printed)
+        for expected, actual in zip(example.answer, printed):
+            assert rx.mismatches(expected, actual) == [], (name, actual)
+            compared += 1
+    assert compared >= 10
+
+
+def test_the_job_failed_then_finished(readme_run):
+    _, (iterations,) = readme_run["iterations"]
+    assert {n: it["status"] for n, it in iterations.items()} == {
+        "1": "error", "2": "finished"}
+
+
+def test_the_resume_reused_the_steps_before_the_fixed_one(readme_run):
+    _, (accepted, finished) = readme_run["resume"]
+    assert accepted == {"status": "accepted", "iteration": 2}
+    actions = [s.split(": ")[1] for s in finished["steps"]]
+    assert actions == ["reused"] * 6 + ["new"]
+    assert finished["stats"]["cells"] == "8100000"
+
+
+def test_the_template_job_resumed_with_the_complete_chain(readme_run):
+    _, (failed,) = readme_run["template-fail"]
+    assert failed["status"] == "error"
+    _, (_, finished) = readme_run["template-resume"]
+    assert finished["status"] == "finished"
+    assert finished["steps"][-1] == "r_info1: new"
+    assert finished["resources"][0].endswith("/ndvi.tif")
+
+
+def test_delete_removed_the_storage(readme_run, readme_stack):
+    _, (_, _, removed_all) = readme_run["storage-delete"]
+    assert removed_all["status"] == "finished"
+    user_dir = readme_stack.resource_dir / "actinia-gdi"
+    assert list(user_dir.iterdir()) == []
+
+
+# ------------------------------------------------------------------ demo
+def test_demo_shows_failure_plan_resume_and_step_table(readme_stack,
+                                                       readme_run):
+    """scripts/demo.py (run by scripts/start.sh) against a deployment."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), readme_stack.url,
+         "--resource-dir", str(readme_stack.resource_dir)],
+        capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "status: error" in out
+    assert ("failed step: r_univar (r.univar): "
+            "ERROR: Raster map <green_slope> not found") in out
+    assert "r_univar: map=green_slope -> map=green_slopes" in out
+    assert "   run:     r_univar (new)" in out
+    assert "status: finished" in out
+    interim = readme_stack.resource_dir / "actinia-gdi" / "interim"
+    assert f"in {interim}/resource_id-" in out
+    table = out[out.index("== 5."):out.index("== 6.")].splitlines()
+    rows = [line.split()[:2] for line in table
+            if line.startswith("   ") and "run time" not in line]
+    assert rows == [
+        ["g_region", "reused"], ["r_neighbors_dem", "reused"],
+        ["r_slope_aspect", "reused"], ["r_mapcalc_ndvi", "reused"],
+        ["r_neighbors_ndvi", "reused"], ["r_mapcalc_green_slopes", "reused"],
+        ["r_univar", "run"]]
+    assert "s saved" in out
+    assert "interim results of this job: removed (the job finished)" in out
