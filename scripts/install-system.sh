@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages actinia needs (GRASS, GDAL, tools).
+# Install the Debian packages actinia needs (GRASS, GDAL, tools; curl and jq
+# for the README examples).
 # Idempotent: skips apt entirely when every package is already present.
 set -euo pipefail
 
 APT_PACKAGES=(
   grass-core gdal-bin python3-gdal libgdal-dev rsync zip unzip wget
-  libmagic1 file proj-bin ca-certificates
+  libmagic1 file proj-bin ca-certificates curl jq
 )
 # grass-gui is needed (without recommends) for actinia-module-plugin's
 # g.search.modules, which reads gui/wxpython/xml/module_items.xml.

@@ -73,11 +73,14 @@ def test_the_template_job_resumed_with_the_complete_chain(readme_run):
     assert finished["resources"][0].endswith("/ndvi.tif")
 
 
-def test_delete_removed_the_storage(readme_run, readme_stack):
-    _, (_, _, removed_all) = readme_run["storage-delete"]
-    assert removed_all["status"] == "finished"
-    user_dir = readme_stack.resource_dir / "actinia-gdi"
-    assert list(user_dir.iterdir()) == []
+def test_no_interim_results_of_the_resumed_job_are_left(readme_run,
+                                                       readme_stack):
+    """They were there after the failure; the job finished (and the
+    storage examples DELETE everything)."""
+    _, (entry,) = readme_run["interim"]
+    assert entry["steps"] == 6 and entry["bytes"] > 0
+    interim = readme_stack.resource_dir / "actinia-gdi" / "interim"
+    assert not (interim / entry["resource_id"]).exists()
 
 
 # ------------------------------------------------------------------ demo
