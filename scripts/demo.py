@@ -11,7 +11,8 @@ the whole chain again.
 It is a plain client of actinia's HTTP API (requests), the same calls as
 the README's curl examples:
 
-    scripts/demo.py [BASE_URL] [--auth USER:PASSWORD] [--resource-dir DIR]
+    .venv/bin/python scripts/demo.py [BASE_URL] [--auth USER:PASSWORD]
+                                     [--resource-dir DIR]
 
 BASE_URL defaults to http://127.0.0.1:8088/api/v3 (scripts/start.sh runs
 it at its end). --resource-dir (actinia's grass_resource_dir) only makes the
@@ -151,8 +152,9 @@ def show_interim_results(api: Actinia, doc: dict, resource_dir: str | None):
         return
     where = (f"{resource_dir}/{doc['user_id']}" if resource_dir
              else f"<grass_resource_dir>/{doc['user_id']}")
-    show(f"{entry['steps']} step(s), up to {entry['newest_step_id']}, "
-         f"{megabytes(entry['bytes'])} (unchanged files shared between steps)")
+    show(f"{entry['steps']} interim result(s), the newest after step "
+         f"{entry['newest_step_id']}: {megabytes(entry['bytes'])} "
+         "(files unchanged between steps are stored once)")
     show(f"in {where}/interim/{doc['resource_id']}/")
 
 

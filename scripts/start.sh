@@ -13,7 +13,8 @@ PORT="${ACTINIA_PORT:-8088}"
 "$REPO/scripts/install.sh"
 state="$("$REPO/.venv/bin/python" "$REPO/scripts/stack.py" start --data "$DATA" \
   --port "$PORT" --bind "${ACTINIA_BIND:-127.0.0.1}" --save-interim-results "${SAVE_INTERIM_RESULTS:-True}" | tail -n1)"
-URL="http://127.0.0.1:$PORT/api/v3"
+# the URL stack.py reports (ACTINIA_PORT=0 picks a free port)
+URL="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["url"])' "$state")"
 cat <<MSG
 
 actinia with actinia_resume_plugin is running.
