@@ -83,6 +83,18 @@ def test_no_interim_results_of_the_resumed_job_are_left(readme_run,
     assert not (interim / entry["resource_id"]).exists()
 
 
+def test_delete_removed_the_interim_results_of_the_failed_job(
+        readme_run, readme_stack):
+    _, (storage,) = readme_run["storage"]
+    (kept,) = storage["process_results"]["interim_results"]
+    _, (older, _, removed_all) = readme_run["storage-delete"]
+    assert older["process_results"]["kept"] == 1
+    assert [u["resource_id"] for u in removed_all["removed"]] == [
+        kept["resource_id"]]
+    interim = readme_stack.resource_dir / "actinia-gdi" / "interim"
+    assert not (interim / kept["resource_id"]).exists()
+
+
 # ------------------------------------------------------------------ demo
 def test_demo_shows_failure_plan_resume_and_step_table(readme_stack,
                                                        readme_run):
