@@ -28,12 +28,21 @@ def readme_stack(stacks):
 
 
 @pytest.fixture(scope="module")
-def readme_run(readme_stack):
+def shell_dir(tmp_path_factory) -> Path:
+    """Where the examples run: like the repository's directory (they read
+    config/examples/), but files they write (ndvi.tif) stay out of it."""
+    path = tmp_path_factory.mktemp("readme-shell")
+    (path / "config").symlink_to(REPO / "config")
+    return path
+
+
+@pytest.fixture(scope="module")
+def readme_run(readme_stack, shell_dir):
     """Every example of the README, run in order in one shell."""
     examples = rx.examples(README.read_text())
     outputs, _ = rx.run(
         examples, {"URL": readme_stack.url, "AUTH": "actinia-gdi:actinia-gdi"},
-        cwd=REPO)
+        cwd=shell_dir)
     return {ex.name: (ex, rx.json_documents(outputs[ex.name]))
             for ex in examples}
 
@@ -64,13 +73,16 @@ def test_the_resume_reused_the_steps_before_the_fixed_one(readme_run):
     assert finished["stats"]["cells"] == "8100000"
 
 
-def test_the_template_job_resumed_with_the_complete_chain(readme_run):
+def test_the_template_job_resumed_with_the_complete_chain(readme_run,
+                                                          shell_dir):
     _, (failed,) = readme_run["template-fail"]
     assert failed["status"] == "error"
     _, (_, finished) = readme_run["template-resume"]
     assert finished["status"] == "finished"
     assert finished["steps"][-1] == "r_info1: new"
     assert finished["resources"][0].endswith("/ndvi.tif")
+    tiff = (shell_dir / "ndvi.tif").read_bytes()
+    assert tiff[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def test_no_interim_results_of_the_resumed_job_are_left(readme_run,
