@@ -45,8 +45,11 @@ class Actinia:
     def call(self, method: str, url: str, **kwargs) -> dict:
         if not url.startswith("http"):
             url = f"{self.base}/{url}"
-        resp = requests.request(method, url, auth=self.auth, timeout=60,
-                                **kwargs)
+        try:
+            resp = requests.request(method, url, auth=self.auth, timeout=60,
+                                    **kwargs)
+        except requests.ConnectionError as exc:
+            raise SystemExit(f"cannot reach actinia at {url}: {exc}")
         doc = resp.json()
         if resp.status_code >= 400 and doc.get("status") != "error":
             raise SystemExit(f"{method} {url} -> {resp.status_code}: {doc}")
@@ -212,9 +215,9 @@ def show_steps(first: dict, resumed: dict) -> bool:
             show(f"   {step['id']:<24} {label:<16}{seconds:6.2f} s")
             resumed_cost += seconds
         whole_chain += seconds
-    show(f"restoring the interim result took {restore:.2f} s")
-    show(f"whole chain again: {whole_chain:.2f} s of GRASS modules; "
-         f"resumed: {resumed_cost:.2f} s -> {whole_chain - resumed_cost:.2f} s "
+    show(f"the whole chain again: {whole_chain:.2f} s of GRASS modules; "
+         f"the resume: {resumed_cost - restore:.2f} s + {restore:.2f} s "
+         f"restoring the interim result -> {whole_chain - resumed_cost:.2f} s "
          "saved")
     return (resumed["status"] == "finished"
             and any(s["action"] == "reused" for s in report.get("steps", [])))

@@ -8,6 +8,7 @@ it; their output is compared with the answers the README shows.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,8 +109,7 @@ def test_delete_removed_the_interim_results_of_the_failed_job(
 
 
 # ------------------------------------------------------------------ demo
-def test_demo_shows_failure_plan_resume_and_step_table(readme_stack,
-                                                       readme_run):
+def test_demo_shows_failure_plan_resume_and_step_table(readme_stack):
     """scripts/demo.py (run by scripts/start.sh) against a deployment."""
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo.py"), readme_stack.url,
@@ -133,5 +133,16 @@ def test_demo_shows_failure_plan_resume_and_step_table(readme_stack,
         ["r_slope_aspect", "reused"], ["r_mapcalc_ndvi", "reused"],
         ["r_neighbors_ndvi", "reused"], ["r_mapcalc_green_slopes", "reused"],
         ["r_univar", "run"]]
-    assert "s saved" in out
+    # the time saved adds up: the table's run times are the whole chain
+    times = [float(m.group(1)) for m in
+             (re.search(r" ([\d.]+) s\b", line) for line in table
+              if line.startswith("   ")) if m]
+    assert len(times) == len(rows)
+    saved = re.search(r"again: ([\d.]+) s .* the resume: ([\d.]+) s \+ "
+                      r"([\d.]+) s restoring .* -> ([-\d.]+) s saved", out)
+    assert saved, out
+    whole, ran, restore, gained = map(float, saved.groups())
+    assert whole == pytest.approx(sum(times), abs=0.05)
+    assert ran == pytest.approx(times[-1], abs=0.01)
+    assert gained == pytest.approx(whole - ran - restore, abs=0.02)
     assert "interim results of this job: removed (the job finished)" in out
