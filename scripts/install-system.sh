@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages actinia needs (GRASS, GDAL, tools) on Debian 12
 # (bookworm) or Debian 13 (trixie); any other system stops with a message.
+# curl and jq are for the README's examples.
 # Idempotent: skips apt entirely when every package is already present
 # (installed under its own name or provided by an installed package).
 set -euo pipefail
@@ -11,7 +12,7 @@ debian_release
 # --version)": a wheel exists only for some versions).
 APT_PACKAGES=(
   grass-core gdal-bin python3-gdal libgdal-dev g++ rsync zip unzip wget
-  file proj-bin ca-certificates "${RELEASE_PACKAGES[@]}"
+  file proj-bin ca-certificates curl jq "${RELEASE_PACKAGES[@]}"
 )
 # grass-gui is needed (without recommends) for actinia-module-plugin's
 # g.search.modules, which reads gui/wxpython/xml/module_items.xml.
