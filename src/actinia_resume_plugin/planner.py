@@ -19,6 +19,7 @@ __all__ = [
     "IGNORED_STEP_KEYS",
     "ResumeNotPossible",
     "ResumePlan",
+    "at_failure_notice",
     "canonical_step",
     "chain_fingerprints",
     "execution_order",
@@ -345,6 +346,14 @@ def plan_with_intact_interim_results(
             [*problems, f"It is not used: {where}."]
             + ([plan.notice] if plan.notice else []))
     return plan
+
+
+def at_failure_notice(restored: int) -> str:
+    """onError keeps the state when a step failed, not a clean state."""
+    return (f"The interim result restored (after step {restored}) was "
+            f"saved when step {restored + 1} failed (onError): outputs that "
+            "step wrote before it failed may be part of it; the step runs "
+            "again and overwrites them.")
 
 
 def resolve_step_ref(ref, chain_ids_in_execution_order: Sequence[str]) -> int:

@@ -228,12 +228,17 @@ def test_from_step_onerror_mode(stack_onerror):
     resp = client.put(url + "?from_step=nope", from_step_chain(fixed=True))
     assert resp.status_code == 400 and "unknown step" in resp.json()["message"]
 
-    # from the kept snapshot it works
+    # from the kept snapshot it works; the plan says that it was saved at
+    # the failure (the failed step may have written part of its outputs)
+    plan = client.put(url + "?dry_run=true&from_step=d",
+                      from_step_chain(fixed=True)).json()["plan"]
+    assert "saved when step 4 failed (onError)" in plan["notice"], plan
     doc = put_and_wait(client, url, from_step_chain(fixed=True),
                        params="?from_step=d", iteration=2)
     assert doc["status"] == "finished", doc["message"]
     assert float(doc["process_results"]["univar_d"]["mean"]) == 13
     assert doc["resume"]["restored_interim_result"] == 3
+    assert doc["resume"]["notice"] == plan["notice"]
 
 
 def test_onerror_edit_before_kept_snapshot_gives_notice(stack_onerror):

@@ -242,6 +242,12 @@ class ResumeResourceManager(ResourceManager):
             result["notice"] = ("No interim results are stored for this "
                                  "job; it runs from the first step")
         result["step_ids"] = ids
+        restored = store.get(plan.restore_snapshot) \
+            if plan.restore_snapshot is not None else None
+        if restored is not None and restored.meta.get("taken_at_failure"):
+            result["notice"] = " ".join(filter(None, [
+                result.get("notice"), planner.at_failure_notice(
+                    plan.restore_snapshot)]))
         return result
 
     def _enqueue(self, user_id, resource_id, iteration, core_class, origin,

@@ -283,7 +283,7 @@ class InterimResultsMixin:
                     parts[ADDITIONAL_PART + name] = path
         return {k: v for k, v in parts.items() if v and os.path.isdir(v)}
 
-    def _snapshot_meta(self, position: int) -> dict:
+    def _snapshot_meta(self, position: int, at_failure: bool) -> dict:
         ids = {str(getattr(p, "id", None))
                for u in self.step_units[: position + 1] for p in u.processes}
         logs = {pid: dict(log) for pid, log in self.module_output_dict.items()
@@ -294,6 +294,8 @@ class InterimResultsMixin:
             "step_ids": [u.step_id for u in self.step_units[: position + 1]],
             "process_logs": logs,
             "iteration": self.iteration,
+            # onError: the failed step may have written part of its outputs
+            "taken_at_failure": at_failure,
         }
 
     def _budget(self) -> int:
@@ -305,7 +307,7 @@ class InterimResultsMixin:
                                     - storage_usage(user_dir))
         return max(self._storage_budget, 0)
 
-    def _save_interim_result(self, position: int, full: bool = False):
+    def _save_interim_result(self, position: int, at_failure: bool = False):
         """Save the interim result after ``position``. A full quota or disk
         stops saving for the rest of the job (the job itself goes on) and
         says so in its final message; earlier interim results stay."""
@@ -314,8 +316,9 @@ class InterimResultsMixin:
         try:
             info = self.store.save(
                 position, self._snapshot_parts(),
-                self._snapshot_meta(position),
-                budget_bytes=self._budget(), full=full,
+                self._snapshot_meta(position, at_failure),
+                # at a failure (onError) the others are pruned: self-contained
+                budget_bytes=self._budget(), full=at_failure,
             )
         except SnapshotBudgetExceeded as exc:
             quota = self.resume_config.resource_quota_gb
@@ -357,7 +360,7 @@ class InterimResultsMixin:
             # onError keeps one interim result: the state at the failure
             # (the failed step may have written part of its outputs),
             # recorded as "after the last step that completed".
-            if self._save_interim_result(failed - 1, full=True):
+            if self._save_interim_result(failed - 1, at_failure=True):
                 self.store.prune({failed - 1})
         self._write_job_record(None, status="error", failed_step=failed)
         try:
