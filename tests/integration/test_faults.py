@@ -73,12 +73,18 @@ def interim(dep, status_url: str) -> SnapshotStore:
     return SnapshotStore(dep.resource_dir / USER[0] / "interim" / rid)
 
 
-def test_full_disk_true_keeps_what_fits_and_resumes(full_true):
-    client = full_true.client(USER)
+def fail_on_full_disk(dep):
+    """The big chain fails at its last step; saving stopped on the way."""
+    client = dep.client(USER)
     failed = client.run_chain("processing_async",
                               chain(BIG, 1500, "no_such_map"), timeout=300)
     assert failed["status"] == "error"
     assert "no longer saved" in failed["message"], failed["message"]
+    return client, failed
+
+
+def test_full_disk_true_keeps_what_fits_and_resumes(full_true):
+    client, failed = fail_on_full_disk(full_true)
     store = interim(full_true, failed["urls"]["status"])
     saved = store.steps()
     assert saved and max(saved) < len(BIG), saved  # what fitted is kept
@@ -95,11 +101,7 @@ def test_full_disk_true_keeps_what_fits_and_resumes(full_true):
 
 
 def test_full_disk_onerror_job_goes_on(full_onerror):
-    client = full_onerror.client(USER)
-    failed = client.run_chain("processing_async",
-                              chain(BIG, 1500, "no_such_map"), timeout=300)
-    assert failed["status"] == "error"
-    assert "no longer saved" in failed["message"], failed["message"]
+    client, failed = fail_on_full_disk(full_onerror)
     assert interim(full_onerror, failed["urls"]["status"]).steps() == []
     assert leftovers(full_onerror.resource_dir) == []
     status = failed["urls"]["status"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import stack
+from disk_usage import used_bytes
 
 PASSWORDS = {user: pw for user, pw, _, _ in stack.USERS}
 DAY = 86400
@@ -52,23 +53,6 @@ def sleeping_chain(seconds: int) -> dict:
 
 def rid_of(status_url: str) -> str:
     return status_url.rstrip("/").rsplit("/", 1)[1]
-
-
-def used_bytes(path: Path) -> int:
-    """``used`` as the README defines it, computed independently of the
-    code under test: apparent bytes of regular files and symlinks, each
-    inode once (hard links); directories not counted."""
-    seen, total = set(), 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        # os.walk lists symlinks to directories among dirnames
-        names = filenames + [d for d in dirnames
-                             if os.path.islink(os.path.join(dirpath, d))]
-        for name in names:
-            st = os.lstat(os.path.join(dirpath, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
 
 
 def age_tree(path: Path, days: float) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from disk_usage import used_bytes
 
 from actinia_resume_plugin.store import SnapshotStore, interim_root
 from actinia_resume_plugin.store import resource_storage as rs
@@ -49,23 +50,6 @@ def resources(tmp_path) -> Path:
     path = tmp_path / "resources"
     (path / USER).mkdir(parents=True)
     return path
-
-
-def used_bytes(path: Path) -> int:
-    """``used`` as the README defines it, computed independently of the
-    code under test: apparent bytes of regular files and symlinks, each
-    inode once (hard links); directories not counted."""
-    seen, total = set(), 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        # os.walk lists symlinks to directories among dirnames
-        names = filenames + [d for d in dirnames
-                             if os.path.islink(os.path.join(dirpath, d))]
-        for name in names:
-            st = os.lstat(os.path.join(dirpath, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
 
 
 # ------------------------------------------------------------------ olderthan

@@ -449,10 +449,7 @@ def _write_json_atomic(path: Path, data: object) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         raise
     _fsync_path(path.parent, directory=True)
 
@@ -477,6 +474,14 @@ def rmtree(path: PathLike) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def _unlink_quietly(path: PathLike) -> None:
+    """Remove what a failed write left; it may not exist."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _is_no_space(exc: OSError) -> bool:
@@ -946,10 +951,7 @@ class SnapshotStore:
             self._flush(created)
         except BaseException:
             for obj in created:
-                try:
-                    os.unlink(self.object_path(obj))
-                except OSError:
-                    pass
+                _unlink_quietly(self.object_path(obj))
             raise
         return files, nbytes, known
 
@@ -980,10 +982,7 @@ class SnapshotStore:
             # holding the old inode re-verify it by hash at restore.
             os.replace(tmp, final)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _unlink_quietly(tmp)
             raise
         st = os.lstat(final)
         known[obj] = (st.st_ino, st.st_ctime_ns)
