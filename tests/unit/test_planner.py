@@ -377,3 +377,42 @@ def test_from_step_is_not_overridden_by_later_interim_results():
     stored = {0: fps[0], 1: fps[1], 2: fps[2]}
     plan = plan_from_interim_results(fps, fps, 3, stored, from_step=1)
     assert (plan.start, plan.restore_snapshot) == (1, 0)
+
+
+# ------------------------------------------- plan_with_intact_interim_results
+def test_damaged_interim_result_falls_back_to_nearest_intact_one():
+    from actinia_resume_plugin.planner import plan_with_intact_interim_results
+
+    fps = [f"fp{i}" for i in range(5)]
+    stored = {i: fps[i] for i in range(4)}
+    damaged = {3: "The interim result of step 3 is damaged: mapset/x.",
+               2: "The interim result of step 2 is damaged: mapset/y."}
+    plan = plan_with_intact_interim_results(fps, fps, 4, stored, damaged.get)
+    assert plan.restore_snapshot == 1 and plan.start == 2
+    assert plan.actions == ["reused", "reused", "rerun", "rerun", "rerun"]
+    assert "step 3 is damaged" in plan.notice
+    assert "step 2 is damaged" in plan.notice
+    assert "resuming after step 1" in plan.notice
+
+
+def test_all_interim_results_damaged_runs_from_the_first_step():
+    from actinia_resume_plugin.planner import plan_with_intact_interim_results
+
+    fps = ["a", "b", "c"]
+    plan = plan_with_intact_interim_results(
+        fps, fps, 2, {0: "a", 1: "b"}, lambda step: f"step {step} is gone.")
+    assert plan.restore_snapshot is None and plan.start == 0
+    assert "running from the first step" in plan.notice
+
+
+def test_intact_interim_result_plans_as_before():
+    from actinia_resume_plugin.planner import (
+        plan_from_interim_results,
+        plan_with_intact_interim_results,
+    )
+
+    fps = ["a", "b", "c"]
+    plain = plan_from_interim_results(fps, fps, 2, {0: "a", 1: "b"})
+    checked = plan_with_intact_interim_results(
+        fps, fps, 2, {0: "a", 1: "b"}, lambda step: None)
+    assert checked == plain
