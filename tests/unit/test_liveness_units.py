@@ -202,3 +202,45 @@ def test_group_processes_falls_back_to_one_import_unit():
                  proc("r.mapcalc", "calc")]
     units = group_processes(chain, processes)
     assert [len(u.processes) for u in units] == [2, 0, 1]
+
+
+class FakeResourceLogger:
+    """actinia's resource logger: ``user/rid`` (iteration 1), ``user/rid/n``."""
+
+    def __init__(self, docs):
+        import pickle
+
+        self.docs = {k: pickle.dumps([200, {"status": v}])
+                     for k, v in docs.items()}
+        self.db = SimpleNamespace(get_keys_from_pattern=lambda p: list(
+            self.docs))
+
+    def get(self, user, rid, number):
+        key = f"{user}/{rid}" if number == 1 else f"{user}/{rid}/{number}"
+        return self.docs.get(key)
+
+
+def test_resource_storage_protects_living_and_waiting_jobs_only(tmp_path):
+    from actinia_resume_plugin.api.resource_storage import make_protect
+
+    logger = FakeResourceLogger({
+        "u/resource_id-dead": "accepted",
+        "u/resource_id-waiting": "accepted",
+        "u/resource_id-waiting/2": "accepted",
+        "u/resource_id-alive": "running",
+        "u/resource_id-other": "running",
+        "u/resource_id-done": "error",
+    })
+    beat = {**liveness.worker_identity(), "iteration": 1}
+    kvdb = FakeKvdb({
+        keys.picked("u", "resource_id-dead", 1): json.dumps(here(1)),
+        keys.picked("u", "resource_id-waiting", 1): json.dumps(here(1)),
+        keys.heartbeat("u", "resource_id-alive"): json.dumps(beat),
+    })
+    rids = ["resource_id-dead", "resource_id-waiting", "resource_id-alive",
+            "resource_id-other", "resource_id-done"]
+    reasons = make_protect(logger, kvdb, tmp_path)("u", rids)
+    assert set(reasons) == {"resource_id-waiting", "resource_id-alive",
+                            "resource_id-other"}
+    assert "waiting in the queue" in reasons["resource_id-waiting"]
+    assert "alive" in reasons["resource_id-alive"]
