@@ -240,7 +240,7 @@ def judge_job(kvdb, user_id: str, resource_id: str, iteration: int,
             return JobState.DEAD, (
                 f"its worker process {identity.get('pid')} on "
                 f"{identity.get('host')} is gone")
-        return JobState.ALIVE, "its worker is alive (heartbeat)"
+        return JobState.ALIVE, "its worker's heartbeat is alive"
     picked = _load(kvdb.get(keys.picked(user_id, resource_id, iteration)))
     if picked is not None:
         return JobState.DEAD, (
