@@ -11,7 +11,21 @@ module, so the tests run exactly the deployment an operator would run.
                    [--save-interim-results True|onError|False]
                    [--misc key=value ...] [--quota GB]
                    [--plugins actinia_module_plugin,actinia_resume_plugin]
+                   [--queue local|kvdb|per_job] [--workers N]
+                   [--worker-pid-namespace]
+    stack.py worker --data DIR --queue-name job_queue_<n|resource_id>
+                   [--burst] [--pid-namespace]
     stack.py stop --data DIR
+
+With ``--queue kvdb`` (actinia's ``[QUEUE] queue_type = kvdb``) the API only
+queues jobs in valkey; N ``actinia-worker job_queue_<i> -c <cfg>`` processes
+(``number_of_workers = N``) run them, each with ``DEFAULT_CONFIG_PATH=<cfg>``
+in its environment (``-c`` configures only the rq connection; actinia's and
+our job code read ``DEFAULT_CONFIG_PATH``). ``--worker-pid-namespace``
+starts each worker in its own pid namespace (``unshare --pid --fork
+--mount-proc``), as in a container: the API cannot see its pids. With
+``--queue per_job`` every job has its own queue ``job_queue_<resource_id>``
+and no worker is started: ``stack.py worker --burst`` runs one.
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SAMPLE_CACHE = REPO / ".data" / "sample-grassdb"
 STATE_FILE = "run/stack.json"
+WORKER_QUEUE_PREFIX = "job_queue"
 
 # Users every deployment gets: (user, password, role, group).
 USERS = [
@@ -113,6 +128,8 @@ def render_config(data: Path, opts: argparse.Namespace) -> Path:
         SAVE_INTERIM_RESULTS=opts.save_interim_results,
         ENDPOINTS_CSV=opts.endpoints_csv,
         RESOURCE_QUOTA=str(opts.quota),
+        QUEUE_TYPE=opts.queue,
+        NUMBER_OF_WORKERS=str(opts.workers),
         EXTRA_MISC=extra,
         PLUGINS=json.dumps(
             [p.strip() for p in opts.plugins.split(",") if p.strip()]),
@@ -133,6 +150,18 @@ def prepare_data_dir(data: Path) -> None:
     if not target.exists():
         shutil.copytree(ensure_sample_project() / "nc_spm_08", target,
                         symlinks=True)
+
+
+def stack_env(cfg: Path) -> dict:
+    """The environment of every actinia process of the deployment (API and
+    workers): the job code reads its configuration from DEFAULT_CONFIG_PATH."""
+    env = dict(os.environ)
+    env.update(
+        DEFAULT_CONFIG_PATH=str(cfg),
+        PCTEMPLATES=str(REPO / "config" / "pctemplates"),
+        PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+    )
+    return env
 
 
 def spawn(cmd: list[str], log: Path, env: dict, cwd: Path) -> int:
@@ -215,14 +244,10 @@ def start(opts: argparse.Namespace) -> dict:
     opts.port = opts.port or free_port()
     opts.valkey_port = opts.valkey_port or free_port()
     cfg = render_config(data, opts)
-    env = dict(os.environ)
-    env.update(
-        DEFAULT_CONFIG_PATH=str(cfg),
-        PCTEMPLATES=str(REPO / "config" / "pctemplates"),
-        PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
-    )
+    env = stack_env(cfg)
     state = {"data": str(data), "port": opts.port,
-             "valkey_port": opts.valkey_port, "config": str(cfg), "pids": []}
+             "valkey_port": opts.valkey_port, "config": str(cfg), "pids": [],
+             "queue": opts.queue, "workers": []}
     valkey_pid = spawn(
         [valkey_server_binary(), "--port", str(opts.valkey_port),
          "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -245,7 +270,51 @@ def start(opts: argparse.Namespace) -> dict:
              pid=gunicorn_pid)
     state["url"] = f"http://127.0.0.1:{opts.port}/api/v3"
     (data / STATE_FILE).write_text(json.dumps(state))
-    return state
+    if opts.queue == "kvdb":
+        for number in range(opts.workers):
+            start_worker(data, f"{WORKER_QUEUE_PREFIX}_{number}",
+                         pid_namespace=opts.worker_pid_namespace)
+    return json.loads((data / STATE_FILE).read_text())
+
+
+def _rq_workers(valkey_port: int, queue: str) -> set:
+    """Names of the rq workers registered for ``queue``."""
+    import valkey
+
+    client = valkey.Valkey(host="127.0.0.1", port=valkey_port)
+    try:
+        return {m.decode() for m in client.smembers(f"rq:workers:{queue}")}
+    finally:
+        client.close()
+
+
+def start_worker(data, queue: str, *, pid_namespace: bool = False,
+                 burst: bool = False) -> dict:
+    """Start ``actinia-worker <queue> -c <cfg>`` for a running deployment
+    (with DEFAULT_CONFIG_PATH, in its own process group, recorded for
+    stop()) and wait until it has registered with rq. ``pid_namespace``:
+    in a pid namespace of its own, as in a container; ``burst``: it exits
+    when its queue is empty (``-q``, e.g. one job of a per_job queue)."""
+    data = Path(data).resolve()
+    state = json.loads((data / STATE_FILE).read_text())
+    cmd = [str(BIN / "actinia-worker"), queue, "-c", state["config"]]
+    if burst:
+        cmd.append("-q")
+    if pid_namespace:
+        cmd = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+               *cmd]
+    before = _rq_workers(state["valkey_port"], queue)
+    log = data / "logs" / f"worker-{queue}.log"
+    pid = spawn(cmd, log, stack_env(Path(state["config"])), data)
+    worker = {"queue": queue, "pid": pid, "pid_namespace": pid_namespace,
+              "log": str(log)}
+    state["pids"].append(pid)
+    state.setdefault("workers", []).append(worker)
+    (data / STATE_FILE).write_text(json.dumps(state))
+    if not burst:  # a burst worker may finish before we look
+        wait_for(lambda: _rq_workers(state["valkey_port"], queue) - before,
+                 f"actinia-worker {queue}", 60, pid=pid)
+    return worker
 
 
 def _group_alive(pgid: int) -> bool:
@@ -256,12 +325,40 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> child pids of all processes (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def descendants(pids) -> list[int]:
+    """All processes below ``pids`` (rq's work-horses leave their worker's
+    process group with setsid, so killing the group misses them)."""
+    tree, found, todo = _children(), [], list(pids)
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def stop(data: Path) -> None:
-    """Stop only what start() started: the process groups it recorded."""
+    """Stop only what start() started: the process groups it recorded and
+    the processes below them (work-horses of rq workers)."""
     state_path = Path(data) / STATE_FILE
     if not state_path.exists():
         return
     state = json.loads(state_path.read_text())
+    below = descendants(state["pids"])
     for pgid in reversed(state["pids"]):
         if _group_alive(pgid):
             os.killpg(pgid, signal.SIGTERM)
@@ -273,6 +370,12 @@ def stop(data: Path) -> None:
     for pgid in state["pids"]:
         if _group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
+    for pid in below:
+        if process_running(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     state_path.unlink()
 
 
@@ -298,6 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
              "actinia-core's built-in interim results)")
     p_start.add_argument("--misc", action="append", default=[],
                          help="extra [MISC] line key=value (repeatable)")
+    p_start.add_argument(
+        "--queue", choices=("local", "kvdb", "per_job"), default="local",
+        help="[QUEUE] queue_type; kvdb starts --workers actinia-workers")
+    p_start.add_argument("--workers", type=int, default=2,
+                         help="[QUEUE] number_of_workers (and, with --queue "
+                              "kvdb, the actinia-workers started)")
+    p_start.add_argument(
+        "--worker-pid-namespace", action="store_true",
+        help="start each actinia-worker in its own pid namespace")
+    p_worker = sub.add_parser("worker", help="start one more actinia-worker")
+    p_worker.add_argument("--data", required=True)
+    p_worker.add_argument("--queue-name", required=True)
+    p_worker.add_argument("--burst", action="store_true")
+    p_worker.add_argument("--pid-namespace", action="store_true")
     p_stop = sub.add_parser("stop")
     p_stop.add_argument("--data", required=True)
     return parser
@@ -307,6 +424,10 @@ def main(argv: list[str] | None = None) -> None:
     opts = build_parser().parse_args(argv)
     if opts.command == "start":
         print(json.dumps(start(opts)))
+    elif opts.command == "worker":
+        print(json.dumps(start_worker(opts.data, opts.queue_name,
+                                      pid_namespace=opts.pid_namespace,
+                                      burst=opts.burst)))
     else:
         stop(Path(opts.data))
 

@@ -37,8 +37,9 @@ from actinia_resume_plugin.config import current_config, retention_settings
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import resource_storage as rs
 from actinia_resume_plugin.worker.liveness import (
-    identity_is_dead,
+    JobState,
     job_is_alive,
+    judge_job,
 )
 
 log = logging.getLogger("actinia_resume_plugin")
@@ -55,13 +56,13 @@ ACTIVE_STATES = ("accepted", "running")
 # --------------------------------------------------------------------------
 
 
-def latest_statuses(resource_logger, user_id: str, resource_ids) -> dict:
-    """``{resource_id: status of its latest iteration}`` from actinia's
-    resource logger, with one key scan for the user."""
+def latest_iterations(resource_logger, user_id: str, resource_ids) -> dict:
+    """``{resource_id: (number, status) of its latest iteration}`` from
+    actinia's resource logger, with one key scan for the user."""
     wanted = set(resource_ids)
     found = iteration_numbers(resource_logger, user_id,
                               f"{rs.RESOURCE_PREFIX}*")
-    statuses = {}
+    latest = {}
     for rid, numbers in found.items():
         if rid not in wanted:
             continue
@@ -70,51 +71,72 @@ def latest_statuses(resource_logger, user_id: str, resource_ids) -> dict:
             continue
         try:
             _, model = pickle.loads(raw)
-            statuses[rid] = model.get("status")
+            latest[rid] = (numbers[-1], model.get("status"))
         except Exception:  # unreadable document: treat as unknown
-            statuses[rid] = "unknown"
-    return statuses
+            latest[rid] = (numbers[-1], "unknown")
+    return latest
+
+
+def latest_statuses(resource_logger, user_id: str, resource_ids) -> dict:
+    """``{resource_id: status of its latest iteration}``."""
+    return {rid: status for rid, (_, status) in latest_iterations(
+        resource_logger, user_id, resource_ids).items()}
 
 
 def make_protect(resource_logger, kvdb, resource_dir):
     """The ``protect`` callback of the store: units of jobs that are
-    accepted, running or whose worker's heartbeat is alive are kept.
+    accepted or running are kept, unless their worker is proven dead.
 
-    A job actinia still lists as ``running`` whose worker is *proven* dead
-    (no heartbeat and, on this host, its recorded worker process is gone)
-    is not protected, so that retention can clean up after crashed
-    workers. When the job status cannot be read, every job is protected.
+    An iteration a worker picked up whose process is gone (heartbeat
+    expired, or its pid gone in our pid space) is not protected, whatever
+    actinia's status says (with rq nothing updates it), so that retention
+    can clean up after crashed workers. An iteration still waiting in its
+    queue, and a ``running`` one without any record of our worker (e.g.
+    an export of another endpoint), stay protected. When the job status
+    cannot be read, every job is protected.
     """
 
     def protect(user_id: str, resource_ids: list) -> dict:
         try:
-            statuses = latest_statuses(resource_logger, user_id, resource_ids)
+            latest = latest_iterations(resource_logger, user_id,
+                                       resource_ids)
         except Exception as exc:
             return {rid: f"job status unknown ({exc}); kept"
                     for rid in resource_ids}
         reasons = {}
         for rid in resource_ids:
-            try:
-                alive = job_is_alive(kvdb, user_id, rid)
-            except Exception:
-                alive = True
-            status = statuses.get(rid)
-            if alive:
-                reasons[rid] = "job is running (its worker is alive)"
-            elif status == "accepted":
-                reasons[rid] = "job is accepted (waiting in the queue)"
-            elif status == "running" and not _worker_dead(
-                    resource_dir, user_id, rid):
-                reasons[rid] = "job is running"
+            iteration, status = latest.get(rid, (None, None))
+            reason = _protection(kvdb, resource_dir, user_id, rid,
+                                 iteration, status)
+            if reason:
+                reasons[rid] = reason
         return reasons
 
     return protect
 
 
-def _worker_dead(resource_dir, user_id: str, resource_id: str) -> bool:
+def _protection(kvdb, resource_dir, user_id, rid, iteration, status):
+    """Why the units of job ``rid`` must be kept, or None."""
+    if status not in ACTIVE_STATES:
+        try:
+            alive = job_is_alive(kvdb, user_id, rid)
+        except Exception as exc:
+            return f"job liveness unknown ({exc}); kept"
+        return "job is running (its worker is alive)" if alive else None
     root = os.path.join(rs.user_storage_dir(resource_dir, user_id),
-                           rs.INTERIM_DIR, resource_id)
-    return identity_is_dead(rs.read_job_record(root).get("worker"))
+                        rs.INTERIM_DIR, rid)
+    try:
+        state, why = judge_job(kvdb, user_id, rid, iteration, status,
+                               rs.read_job_record(root))
+    except Exception as exc:
+        return f"job is {status}; liveness unknown ({exc}); kept"
+    if state is JobState.DEAD:
+        return None
+    if state is JobState.ALIVE:
+        return "job is running (its worker is alive)"
+    if state is JobState.WAITING:
+        return "job is accepted (waiting in the queue)"
+    return f"job is {status}"
 
 
 # --------------------------------------------------------------------------

@@ -18,17 +18,16 @@ from actinia_core.core.common.user import ActiniaUser
 from actinia_core.rest.resource_management import ResourceManager
 from flask import g, jsonify, make_response, request
 
-from actinia_resume_plugin import planner
+from actinia_resume_plugin import keys, planner
 from actinia_resume_plugin.api.common import error_response, iteration_numbers
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import SnapshotStore, interim_root
-from actinia_resume_plugin.worker.liveness import job_is_alive
+from actinia_resume_plugin.worker.liveness import JobState, judge_job
 
 PREFIX = "resource_id-"
 TRUE_WORDS = ("1", "true", "yes", "on")
-PUT_LOCK_SECONDS = 60
 
 
 class ResumeError(Exception):
@@ -103,8 +102,8 @@ class ResumeResourceManager(ResourceManager):
         """
         resource_id = full_resource_id(resource_id)
         kvdb = kvdb_client(global_config)
-        lock = f"actinia_resume_plugin::put::{user_id}::{resource_id}"
-        if not kvdb.set(lock, "1", nx=True, ex=PUT_LOCK_SECONDS):
+        lock = keys.put_lock(user_id, resource_id)
+        if not kvdb.set(lock, "1", nx=True, ex=keys.PUT_LOCK_SECONDS):
             return error_response(
                 409, "Another PUT for this job is being processed")
         try:
@@ -157,23 +156,37 @@ class ResumeResourceManager(ResourceManager):
                              origin, chain, plan)
 
     def _check_resumable(self, model, user_id, resource_id, iteration):
+        """Refuse a PUT on a finished job, a living job and a job still
+        waiting in its queue; a job whose worker picked it up and died is
+        set to error (whatever actinia's status says: with rq nothing
+        updates it) and resumed."""
         status = model.get("status")
-        if status in ("accepted", "finished"):
+        if status == "finished":
             raise ResumeError(
                 409, f"Resource is {status}; PUT is only possible for jobs "
                 "that ended with an error or were terminated")
-        if status == "running":
-            kvdb = kvdb_client(global_config)
-            if job_is_alive(kvdb, user_id, resource_id):
-                raise ResumeError(
-                    409, "Resource is running (its worker is alive); "
-                    "terminate it first (DELETE on the status URL)")
-            model["status"] = "error"
-            model["message"] = (
-                "The worker of this job is no longer alive (no heartbeat); "
-                "the job was set to error so that it can be resumed")
-            self.resource_logger.commit(
-                user_id, resource_id, iteration, pickle.dumps([200, model]))
+        if status not in ("accepted", "running"):
+            return
+        config = current_config()
+        job_record = SnapshotStore(interim_root(
+            config.resource_dir, user_id, resource_id)).read_job()
+        state, why = judge_job(kvdb_client(global_config), user_id,
+                               resource_id, iteration, status, job_record)
+        if state is JobState.ALIVE:
+            raise ResumeError(
+                409, f"Resource is {status} ({why}); terminate it first "
+                "(DELETE on the status URL)")
+        if state is JobState.WAITING:
+            raise ResumeError(
+                409, f"Resource is accepted and waiting in the queue: {why}. "
+                "PUT is only possible for jobs that ended with an error, "
+                "were terminated or whose worker died")
+        model["status"] = "error"
+        model["message"] = (
+            f"The worker of this job is no longer alive ({why}); the job "
+            "was set to error so that it can be resumed")
+        self.resource_logger.commit(
+            user_id, resource_id, iteration, pickle.dumps([200, model]))
 
     @staticmethod
     def _origin(job: dict, docs: dict) -> dict:
