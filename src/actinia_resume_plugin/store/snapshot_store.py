@@ -528,12 +528,14 @@ class SnapshotStore:
         try:
             with open(step_dir / MANIFEST_NAME, encoding="utf-8") as f:
                 m = json.load(f)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         if (
             not isinstance(m, dict)
             or m.get("version") != MANIFEST_VERSION
             or not isinstance(m.get("parts"), dict)
+            or not isinstance(m.get("meta", {}), dict)
+            or not isinstance(m.get("created", 0), (int, float))
             or m.get("step") != int(step_dir.name)
         ):
             return None
@@ -556,7 +558,7 @@ class SnapshotStore:
     def _candidate_steps(self) -> list[int]:
         try:
             it = os.scandir(self.steps_dir)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         with it:
             return sorted(

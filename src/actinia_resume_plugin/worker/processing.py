@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import time
 from fnmatch import fnmatch
 
@@ -36,9 +37,11 @@ from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
     SnapshotBudgetExceeded,
+    SnapshotError,
     SnapshotStore,
     interim_root,
 )
+from actinia_resume_plugin.store.job_record import read_job_record
 from actinia_resume_plugin.store.resource_storage import storage_usage
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
@@ -47,6 +50,22 @@ from actinia_resume_plugin.worker.units import group_processes
 # they are rewritten on the restored copy only.
 MAPSET_NAME_DIRS = ("group", "cell_misc", "tgis")
 ADDITIONAL_PART = "mapsets/"
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\",;:]+")
+
+
+def relative_paths(text: str, roots) -> str:
+    """``text`` with absolute server paths made relative to the first of
+    ``roots`` that holds them (else the file name): messages go to the
+    client, who has no business knowing the server's directory layout."""
+    def shorten(match):
+        path = match.group(0)
+        for root in roots:
+            root = str(root or "").rstrip("/")
+            if root and (path == root or path.startswith(root + "/")):
+                return os.path.relpath(path, root)
+        return os.path.basename(path.rstrip("/")) or path
+
+    return _ABSOLUTE_PATH.sub(shorten, text)
 
 
 class InterimResultsMixin:
@@ -132,8 +151,8 @@ class InterimResultsMixin:
                     f"Interim result of step {restore} is gone; "
                     "resume with PUT again to get a new plan"
                 )
-            for pid, log in self.restore_info.meta.get(
-                    "process_logs", {}).items():
+            logs = self.restore_info.meta.get("process_logs")
+            for pid, log in (logs if isinstance(logs, dict) else {}).items():
                 self.module_output_dict.setdefault(pid, log)
         if self.saving_enabled and self.resume_plan.get("forced_from") is not None:
             # from_step: the user says the results from there on are stale.
@@ -216,7 +235,15 @@ class InterimResultsMixin:
             if part.startswith(ADDITIONAL_PART):
                 name = part[len(ADDITIONAL_PART):]
                 targets[part] = os.path.join(self.temp_project_path, name)
-        self.store.restore(step, targets)
+        try:
+            self.store.restore(step, targets)
+        except (OSError, SnapshotError) as exc:
+            self.message_logger.error(
+                f"Restoring the interim result of step {step} failed: {exc}")
+            raise AsyncProcessError(
+                f"The interim result of step {step} could not be restored "
+                f"({self._for_client(exc)}); resume with PUT again to get a "
+                "new plan") from None
         old_name = info.meta.get("mapset_name")
         if old_name and old_name != temp_mapset_name:
             for directory in MAPSET_NAME_DIRS:
@@ -277,6 +304,14 @@ class InterimResultsMixin:
                 self._snapshot_meta(position, dirty),
                 budget_bytes=self._budget(),
             )
+        except OSError as exc:
+            # a damaged job root (e.g. steps/ is a file): the job goes on
+            self.message_logger.warning(
+                f"Saving the interim result of step {position} failed: {exc}")
+            self.snapshot_note = (
+                f"Interim results are no longer saved after step {position}"
+                f": {self._for_client(exc)}; earlier interim results are kept")
+            return None
         except SnapshotBudgetExceeded as exc:
             quota = self.resume_config.resource_quota_gb
             self.snapshot_note = (
@@ -317,7 +352,8 @@ class InterimResultsMixin:
         """job.json: what a later PUT needs to plan and run the resumption."""
         if not self.saving_enabled:
             return
-        record = self.store.read_job() or {}
+        # a damaged record (or field) counts as missing, as for the PUT
+        record = read_job_record(self.store.root).data
         if chain is not None:
             record.update(
                 chain=chain,
@@ -333,7 +369,20 @@ class InterimResultsMixin:
             )
         record.update(status=status, iteration=self.iteration,
                       failed_step=failed_step, updated=time.time())
-        self.store.write_job(record)
+        try:
+            self.store.write_job(record)
+        except OSError as exc:
+            # a damaged job root must not fail the job's own work
+            self.message_logger.warning(f"Job record not written: {exc}")
+            self.snapshot_note = self.snapshot_note or (
+                "Interim results are not saved: the job record cannot be "
+                f"written ({self._for_client(exc)})")
+
+    def _for_client(self, exc: Exception) -> str:
+        """An error message without absolute server paths."""
+        return relative_paths(str(exc), [
+            self.store.root, getattr(self, "temp_project_path", None),
+            self.resume_config.resource_dir])
 
     # -------------------------------------------------------- responses
     def _send_to_database(self, document, final=False):
