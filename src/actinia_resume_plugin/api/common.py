@@ -34,3 +34,36 @@ def iteration_numbers(resource_logger, user_id: str,
             continue
         numbers.setdefault(parts[1], set()).add(number)
     return {rid: sorted(found) for rid, found in numbers.items()}
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def query_problem(args, allowed) -> str | None:
+    """Why the query string ``args`` (werkzeug's MultiDict) is refused, or
+    None: unknown parameters (a typo such as ``?dryrun=true`` or
+    ``?olderthen=7`` must not be ignored: the request would do more than
+    asked) and parameters given more than once."""
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        return (f"Unknown query parameter(s): {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(allowed))}")
+    repeated = sorted(key for key in args if len(args.getlist(key)) > 1)
+    if repeated:
+        return f"Query parameter(s) given more than once: {', '.join(repeated)}"
+    return None
+
+
+def parse_flag(name: str, value: str | None) -> bool:
+    """A boolean query parameter: absent is False; true/false, 1/0, yes/no,
+    on/off (any case); anything else is a ValueError naming the value."""
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"Query parameter {name} must be true or false, got {value!r}")

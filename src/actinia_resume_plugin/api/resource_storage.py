@@ -32,7 +32,11 @@ from actinia_core.rest.resource_management import ResourceManagerBase
 from actinia_rest_lib.endpoint_config import check_endpoint
 from flask import jsonify, make_response, request
 
-from actinia_resume_plugin.api.common import error_response, iteration_numbers
+from actinia_resume_plugin.api.common import (
+    error_response,
+    iteration_numbers,
+    query_problem,
+)
 from actinia_resume_plugin.config import current_config, retention_settings
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import resource_storage as rs
@@ -216,12 +220,9 @@ class ResourceStorageResource(ResourceManagerBase):
     def _target_user(self, method: str):
         """The user whose storage is meant, after actinia's permission
         check; or an error response."""
-        unknown = sorted(set(request.args) - QUERY_PARAMS[method])
-        if unknown:
-            return None, error_response(
-                400, f"Unknown query parameter(s): {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(QUERY_PARAMS[method]))}; "
-                "nothing was done")
+        problem = query_problem(request.args, QUERY_PARAMS[method])
+        if problem:
+            return None, error_response(400, f"{problem}; nothing was done")
         user_id = request.args.get("user_id", self.user_id)
         try:
             rs.check_user_id(user_id)

@@ -19,15 +19,27 @@ from actinia_core.rest.resource_management import ResourceManager
 from flask import g, jsonify, make_response, request
 
 from actinia_resume_plugin import keys, planner
-from actinia_resume_plugin.api.common import error_response, iteration_numbers
+from actinia_resume_plugin.api.common import (
+    error_response,
+    iteration_numbers,
+    parse_flag,
+    query_problem,
+)
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import SnapshotStore, interim_root
+from actinia_resume_plugin.store.job_record import (
+    JobRecord,
+    chain_problem,
+    read_job_record,
+)
 from actinia_resume_plugin.worker.liveness import JobState, judge_job
 
 PREFIX = "resource_id-"
-TRUE_WORDS = ("1", "true", "yes", "on")
+#: The query parameters of PUT; any other is refused (a typo such as
+#: ``?dryrun=true`` would otherwise start a real iteration).
+PUT_QUERY = ("dry_run", "from_step")
 
 
 class ResumeError(Exception):
@@ -95,45 +107,43 @@ class ResumeResourceManager(ResourceManager):
     def put(self, user_id, resource_id):
         """Resume a failed job from its interim results.
 
-        Two PUTs racing for the same job would both see it failed and both
-        start iteration n+1; a short lock in the key-value database lets one
-        through (the new iteration is `accepted` before the lock is released,
-        so later PUTs are refused by status).
+        Checks come before changes, so a refused PUT changes nothing and
+        tells a stranger nothing: permission, query and body, the job's
+        status and the plan; then, for a real PUT only, the state. Two PUTs
+        racing for the same job would both see it failed and both start
+        iteration n+1; a short lock in the key-value database lets one
+        through (the new iteration is `accepted` before the lock is
+        released, so later PUTs are refused by status).
         """
-        resource_id = full_resource_id(resource_id)
-        kvdb = kvdb_client(global_config)
-        lock = keys.put_lock(user_id, resource_id)
-        if not kvdb.set(lock, "1", nx=True, ex=keys.PUT_LOCK_SECONDS):
-            return error_response(
-                409, "Another PUT for this job is being processed")
         try:
-            return self._resume(user_id, resource_id)
+            return self._resume(user_id, full_resource_id(resource_id))
         except ResumeError as exc:
             return error_response(exc.http_code, exc.message)
-        finally:
-            kvdb.delete(lock)
 
     # ------------------------------------------------------------------
     def _resume(self, user_id: str, resource_id: str):
+        denied = self.check_permissions(user_id=user_id)
+        if denied:
+            return denied
+        dry_run, from_step = self._put_query()
+        requested = self._requested_chain()
         config = current_config()
         if not config.enabled:
             raise ResumeError(
                 400, "Interim results are not set in the configuration "
                 "([MISC] save_interim_results is False), so jobs cannot be "
                 "resumed")
-        denied = self.check_permissions(user_id=user_id)
-        if denied:
-            return denied
         docs = iteration_documents(self.resource_logger, user_id, resource_id)
         if not docs:
             raise ResumeError(404, f"Resource {resource_id} does not exist")
         iteration = max(docs)
         _, latest = docs[iteration]
-        self._check_resumable(latest, user_id, resource_id, iteration)
+        self._check_resumable(latest, user_id, resource_id, iteration,
+                              commit=False)
 
         store = SnapshotStore(
             interim_root(config.resource_dir, user_id, resource_id))
-        job = store.read_job() or {}
+        job = read_job_record(store.root)
         origin = self._origin(job, docs)
         core_class = job.get("core_class") or config.core_class_for(
             origin["endpoint"])
@@ -142,24 +152,68 @@ class ResumeResourceManager(ResourceManager):
                 400, f"Jobs of endpoint {origin['endpoint']} cannot be "
                 "resumed: it is not listed in "
                 "save_interim_results_endpoints_cfg")
-        chain = self._requested_chain() or job.get("chain") or origin["chain"]
+        chain = requested or job.get("chain") or origin["chain"]
         if not chain:
-            raise ResumeError(400, "No process chain is stored for this job; "
-                              "send the complete process chain in the PUT")
-        plan = self._plan(chain, job, store)
-        if request.args.get("dry_run", "").lower() in TRUE_WORDS:
+            raise ResumeError(400, "No usable process chain is stored for "
+                              "this job; send the complete process chain "
+                              "in the PUT")
+        plan = self._plan(chain, job, store, from_step)
+        if dry_run:
             return make_response(jsonify({
                 "status": "plan", "resource_id": resource_id,
                 "iteration": iteration + 1, "plan": plan,
                 "message": "Dry run: nothing was changed"}), 200)
-        return self._enqueue(user_id, resource_id, iteration + 1, core_class,
-                             origin, chain, plan)
+        return self._start_iteration(user_id, resource_id, iteration,
+                                     core_class, origin, chain, plan)
 
-    def _check_resumable(self, model, user_id, resource_id, iteration):
+    def _start_iteration(self, user_id, resource_id, planned, core_class,
+                         origin, chain, plan):
+        """The only part of a PUT that changes state, under the lock."""
+        kvdb = kvdb_client(global_config)
+        lock = keys.put_lock(user_id, resource_id)
+        if not kvdb.set(lock, "1", nx=True, ex=keys.PUT_LOCK_SECONDS):
+            raise ResumeError(
+                409, "Another PUT for this job is being processed")
+        try:
+            # the job may have moved on between planning and the lock
+            docs = iteration_documents(self.resource_logger, user_id,
+                                       resource_id)
+            iteration = max(docs, default=None)
+            if iteration != planned:
+                raise ResumeError(
+                    409, f"Iteration {iteration} of this job was started "
+                    "meanwhile; PUT again for a new plan")
+            self._check_resumable(docs[iteration][1], user_id, resource_id,
+                                  iteration)
+            return self._enqueue(user_id, resource_id, iteration + 1,
+                                 core_class, origin, chain, plan)
+        finally:
+            kvdb.delete(lock)
+
+    @staticmethod
+    def _put_query() -> tuple[bool, str | None]:
+        """``(dry_run, from_step)`` from the query string; unknown
+        parameters and values that are not understood are refused."""
+        problem = query_problem(request.args, PUT_QUERY)
+        if problem:
+            raise ResumeError(400, f"{problem}; nothing was done")
+        try:
+            dry_run = parse_flag("dry_run", request.args.get("dry_run"))
+        except ValueError as exc:
+            raise ResumeError(400, f"{exc}; nothing was done") from None
+        from_step = request.args.get("from_step")
+        if from_step is not None and not from_step.strip():
+            raise ResumeError(400, "Query parameter from_step is empty: give "
+                              "a step id or a 0-based step number")
+        return dry_run, from_step
+
+    def _check_resumable(self, model, user_id, resource_id, iteration,
+                         commit=True):
         """Refuse a PUT on a finished job, a living job and a job still
-        waiting in its queue; a job whose worker picked it up and died is
-        set to error (whatever actinia's status says: with rq nothing
-        updates it) and resumed."""
+        waiting in its queue (409). A job whose worker picked it up and died
+        is set to error (whatever actinia's status says: with rq nothing
+        updates it) and resumed; the error is committed only with
+        ``commit`` (a real PUT; a dry run changes nothing)."""
         status = model.get("status")
         if status == "finished":
             raise ResumeError(
@@ -168,8 +222,8 @@ class ResumeResourceManager(ResourceManager):
         if status not in ("accepted", "running"):
             return
         config = current_config()
-        job_record = SnapshotStore(interim_root(
-            config.resource_dir, user_id, resource_id)).read_job()
+        job_record = read_job_record(
+            interim_root(config.resource_dir, user_id, resource_id)).data
         state, why = judge_job(kvdb_client(global_config), user_id,
                                resource_id, iteration, status, job_record)
         if state is JobState.ALIVE:
@@ -181,6 +235,8 @@ class ResumeResourceManager(ResourceManager):
                 409, f"Resource is accepted and waiting in the queue: {why}. "
                 "PUT is only possible for jobs that ended with an error, "
                 "were terminated or whose worker died")
+        if not commit:
+            return
         model["status"] = "error"
         model["message"] = (
             f"The worker of this job is no longer alive ({why}); the job "
@@ -189,19 +245,23 @@ class ResumeResourceManager(ResourceManager):
             user_id, resource_id, iteration, pickle.dumps([200, model]))
 
     @staticmethod
-    def _origin(job: dict, docs: dict) -> dict:
-        """Where the job came from: endpoint, POST URL, project, mapset."""
+    def _origin(job: JobRecord, docs: dict) -> dict:
+        """Where the job came from: endpoint, POST URL, project, mapset
+        (the job record first, else the first iteration's document)."""
         _, first = docs[min(docs)]
-        api_info = first.get("api_info", {})
+        api_info = first.get("api_info")
+        api_info = api_info if isinstance(api_info, dict) else {}
         url = job.get("request_url") or api_info.get("request_url", "")
         project = job.get("project") or _url_part(
             r"(?:locations|projects)/([^/]+)/", url)
         mapset = job.get("mapset") or _url_part(r"mapsets/([^/]+)/", url)
-        chains = first.get("process_chain_list") or [None]
+        chains = first.get("process_chain_list")
+        chain = chains[0] if isinstance(chains, list) and chains else None
         return {
-            "endpoint": job.get("endpoint") or api_info.get("endpoint", ""),
+            "endpoint": job.get("endpoint") or str(
+                api_info.get("endpoint") or ""),
             "url": url, "project": project, "mapset": mapset,
-            "chain": chains[0],
+            "chain": None if chain_problem(chain) else chain,
         }
 
     @staticmethod
@@ -213,24 +273,21 @@ class ResumeResourceManager(ResourceManager):
             return None
         try:
             chain = json.loads(raw)
-        except ValueError as exc:
-            raise ResumeError(400, f"The PUT body is not valid JSON: {exc}") from None
-        if (not isinstance(chain, dict) or "version" not in chain
-                or not isinstance(chain.get("list"), list)
-                or not chain["list"]):
+        except RecursionError:
             raise ResumeError(
-                400, "The PUT body must be a process chain: a JSON object "
-                "with 'version' and a non-empty 'list' of steps")
-        for number, step in enumerate(chain["list"]):
-            if not isinstance(step, dict) or "id" not in step or not (
-                    {"module", "exe", "evaluate"} & set(step)):
-                raise ResumeError(
-                    400, f"Step {number} of the PUT chain needs an 'id' and "
-                    "one of 'module', 'exe' or 'evaluate'")
+                400, "The PUT body is not valid JSON for a process chain: "
+                "it is nested too deeply") from None
+        except ValueError as exc:
+            raise ResumeError(
+                400, f"The PUT body is not valid JSON: {exc}") from None
+        problem = chain_problem(chain)
+        if problem:
+            raise ResumeError(400, f"The PUT body is refused. {problem}")
         return chain
 
     @staticmethod
-    def _plan(chain: dict, job: dict, store: SnapshotStore) -> dict:
+    def _plan(chain: dict, job: JobRecord, store: SnapshotStore,
+              from_step: str | None) -> dict:
         steps = chain["list"]
         order = planner.execution_order(steps)
         ids = [str(steps[i].get("id", i)) for i in order]
@@ -240,10 +297,9 @@ class ResumeResourceManager(ResourceManager):
         failed = job.get("failed_step")
         if failed is None and job:
             failed = (max(snapshots) + 1) if snapshots else 0
-        from_step = request.args.get("from_step")
         try:
             from_position = (planner.resolve_step_ref(from_step, ids)
-                             if from_step not in (None, "") else None)
+                             if from_step is not None else None)
             plan = planner.plan_with_intact_interim_results(
                 new_fps, saved_fps, failed, snapshots, store.damage,
                 from_step=from_position)
@@ -251,9 +307,12 @@ class ResumeResourceManager(ResourceManager):
             raise ResumeError(400, str(exc)) from None
         result = plan.to_dict()
         result["forced_from"] = from_position
-        if not job:
+        if not job.found and not snapshots:
             result["notice"] = ("No interim results are stored for this "
                                  "job; it runs from the first step")
+        elif job.damaged:
+            result["notice"] = " ".join(
+                filter(None, [job.notice(), result["notice"]]))
         result["step_ids"] = ids
         restored = store.get(plan.restore_snapshot) \
             if plan.restore_snapshot is not None else None

@@ -66,6 +66,8 @@ from typing import NamedTuple, Union
 
 import xxhash
 
+from .job_record import JOB_FILE, read_job_record
+
 __all__ = [
     "SnapshotStore",
     "SnapshotInfo",
@@ -89,7 +91,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 INTERIM_DIR = "interim"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
-JOB_FILE = "job.json"
 STEPS_DIR = "steps"
 OBJECTS_DIR = "objects"
 STAGING_PREFIX = ".staging-"
@@ -749,17 +750,10 @@ class SnapshotStore:
         _write_json_atomic(self.root / JOB_FILE, record)
 
     def read_job(self) -> dict | None:
-        """``job.json`` as written, ``None`` if it was never written or is
-        unreadable (the caller treats a damaged record as missing)."""
-        path = self.root / JOB_FILE
-        try:
-            if os.path.islink(path):
-                return None
-            with open(path, encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError, RecursionError):
-            return None
-        return record if isinstance(record, dict) else None
+        """The intact fields of ``job.json`` (see :mod:`.job_record`: a
+        damaged record or field counts as missing), ``None`` without one."""
+        record = read_job_record(self.root)
+        return record.data if record.found and record.data else None
 
     # ------------------------------------------------------------- save
     def save(

@@ -18,9 +18,9 @@ changes four things:
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
+import re
 import time
 import uuid
 from fnmatch import fnmatch
@@ -30,6 +30,7 @@ from actinia_processing_lib.ephemeral_processing import EphemeralProcessing
 from actinia_processing_lib.ephemeral_processing_with_export import (
     EphemeralProcessingWithExport,
 )
+from actinia_processing_lib.exceptions import AsyncProcessError
 from actinia_processing_lib.persistent_processing import PersistentProcessing
 
 from actinia_resume_plugin import planner
@@ -37,10 +38,12 @@ from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
     SnapshotBudgetExceeded,
+    SnapshotError,
     SnapshotNoSpace,
     SnapshotStore,
     interim_root,
 )
+from actinia_resume_plugin.store.job_record import read_job_record
 from actinia_resume_plugin.store.resource_storage import storage_usage
 from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
@@ -50,6 +53,22 @@ from actinia_resume_plugin.worker.units import group_processes
 # they are rewritten on the restored copy only.
 MAPSET_NAME_DIRS = ("group", "cell_misc", "tgis")
 ADDITIONAL_PART = "mapsets/"
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\",;:]+")
+
+
+def relative_paths(text: str, roots) -> str:
+    """``text`` with absolute server paths made relative to the first of
+    ``roots`` that holds them (else the file name): messages go to the
+    client, who has no business knowing the server's directory layout."""
+    def shorten(match):
+        path = match.group(0)
+        for root in roots:
+            root = str(root or "").rstrip("/")
+            if root and (path == root or path.startswith(root + "/")):
+                return os.path.relpath(path, root)
+        return os.path.basename(path.rstrip("/")) or path
+
+    return _ABSOLUTE_PATH.sub(shorten, text)
 
 
 class InterimResultsMixin:
@@ -154,8 +173,8 @@ class InterimResultsMixin:
         self.progress["num_of_steps"] = self.number_of_processes
         if restore is not None:
             self.restore_info = self.store.get(int(restore))
-            for pid, log in self.restore_info.meta.get(
-                    "process_logs", {}).items():
+            logs = self.restore_info.meta.get("process_logs")
+            for pid, log in (logs if isinstance(logs, dict) else {}).items():
                 self.module_output_dict.setdefault(pid, log)
         if self.saving_enabled and self.resume_plan.get("forced_from") is not None:
             # from_step: the user says the results from there on are stale.
@@ -181,13 +200,10 @@ class InterimResultsMixin:
     def _replan(self):
         """The planned interim result was damaged or removed since the PUT
         planned it (e.g. by retention): plan again from what is intact."""
-        job = self.store.read_job() or {}
-        saved = job.get("fingerprints")
-        failed = job.get("failed_step")
+        job = read_job_record(self.store.root)
         plan = planner.plan_with_intact_interim_results(
-            self.fingerprints,
-            saved if isinstance(saved, list) else [],
-            failed if isinstance(failed, int) else None,
+            self.fingerprints, job.get("fingerprints") or [],
+            job.get("failed_step"),
             self.store.fingerprints(), self.store.damage,
         )
         self.resume_plan.update(plan.to_dict(), forced_from=None)
@@ -254,7 +270,15 @@ class InterimResultsMixin:
             if part.startswith(ADDITIONAL_PART):
                 name = part[len(ADDITIONAL_PART):]
                 targets[part] = os.path.join(self.temp_project_path, name)
-        self.store.restore(step, targets)
+        try:
+            self.store.restore(step, targets)
+        except (OSError, SnapshotError) as exc:
+            self.message_logger.error(
+                f"Restoring the interim result of step {step} failed: {exc}")
+            raise AsyncProcessError(
+                f"The interim result of step {step} could not be restored "
+                f"({self._for_client(exc)}); resume with PUT again to get a "
+                "new plan") from None
         old_name = info.meta.get("mapset_name")
         if old_name and old_name != temp_mapset_name:
             for directory in MAPSET_NAME_DIRS:
@@ -327,8 +351,11 @@ class InterimResultsMixin:
                 f"(grass_resource_quota = {quota} GB) would be exceeded "
                 f"({exc})")
             return None
-        except SnapshotNoSpace as exc:
-            self._stop_saving(f"after step {position}: {exc}")
+        except (SnapshotNoSpace, OSError) as exc:
+            # a full disk or a damaged job root (e.g. steps/ is a file)
+            self.message_logger.warning(
+                f"Saving the interim result of step {position} failed: {exc}")
+            self._stop_saving(f"after step {position}: {self._for_client(exc)}")
             return None
         self._storage_budget -= int(info.meta.get("bytes_copied", 0))
         if self.last_saved_position is None:
@@ -373,7 +400,8 @@ class InterimResultsMixin:
         """job.json: what a later PUT needs to plan and run the resumption."""
         if not self.saving_enabled:
             return
-        record = self.store.read_job() or {}
+        # a damaged record (or field) counts as missing, as for the PUT
+        record = read_job_record(self.store.root).data
         if chain is not None:
             record.update(
                 chain=chain,
@@ -392,10 +420,19 @@ class InterimResultsMixin:
         try:
             self.store.write_job(record)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            # A full disk must not fail the job's own work.
-            self._stop_saving(f"(the job record cannot be written: {exc})")
+            # a full disk or a damaged job root must not fail the job's
+            # own work
+            self.message_logger.warning(f"Job record not written: {exc}")
+            if not self.snapshot_note:
+                self._stop_saving(
+                    f"(the job record cannot be written: "
+                    f"{self._for_client(exc)})")
+
+    def _for_client(self, exc: Exception) -> str:
+        """An error message without absolute server paths."""
+        return relative_paths(str(exc), [
+            self.store.root, getattr(self, "temp_project_path", None),
+            self.resume_config.resource_dir])
 
     # -------------------------------------------------------- responses
     def _send_to_database(self, document, final=False):
