@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Production image: actinia-core's official image (GRASS 8.4, the
 # /api/v3/projects/... URLs) with actinia-module-plugin and this plugin,
 # served by gunicorn. Versions: requirements/pins.txt, shared with

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """actinia-resume-plugin: resumable process chains for actinia-core."""
 
 from setuptools import find_packages, setup

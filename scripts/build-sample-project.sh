@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Build a small, synthetic stand-in for the GRASS GIS "nc_spm_08" sample
 # project (no internet needed).
 #

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The main job of actinia-resume-plugin, shown on the sample project.
 
 A chain of seven steps (config/examples/pc_error.json) fails at its last

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Install the Debian packages actinia needs (GRASS, GDAL, tools) on Debian 12
 # (bookworm) or Debian 13 (trixie); any other system stops with a message.
 # curl and jq are for the README's examples.

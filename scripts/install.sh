@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Install everything the demo and the tests need on a fresh Debian 12
 # (bookworm) or Debian 13 (trixie) machine: Debian packages (GRASS, GDAL,
 # tools), a Python 3.12 virtualenv in .venv with actinia-core,

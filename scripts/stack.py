@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Start and stop a real actinia deployment with our plugin on 127.0.0.1.
 
 One data directory holds everything of a deployment: the rendered actinia

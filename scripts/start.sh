@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Bring up the demo deployment: install what is missing, build the sample
 # project, start valkey + gunicorn-served actinia with our plugin on
 # 127.0.0.1, print the base URL and credentials, then run the main job

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A small HTTP client for the real actinia deployment the tests start."""
 
 from __future__ import annotations

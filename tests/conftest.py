@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Fixtures that start the real stack: valkey + gunicorn-served actinia with
 actinia_resume_plugin (scripts/stack.py, the same code as the demo), plus a
 local HTTP server for input files (no internet here)."""

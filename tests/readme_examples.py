@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The README's shell examples: extract them, run them, compare the answers.
 
 The README marks every runnable example with an HTML comment (invisible on

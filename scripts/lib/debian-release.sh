@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Sourced by the install scripts: which Debian releases the project supports
 # and what each ships. Sets DEBIAN_CODENAME and RELEASE_PACKAGES, or stops
 # with a clear message on any other system.

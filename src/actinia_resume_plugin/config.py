@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The plugin's configuration: actinia's own config keys in one typed object.
 
 Operators configure job resumption with the keys actinia's documentation

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Wire the plugin's HTTP resources into actinia's flask API.
 
 actinia-core registers its own resources first, then calls

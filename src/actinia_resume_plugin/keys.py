@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Names of the plugin's keys in actinia's key-value database (valkey).
 
 All keys the plugin writes live here, so that the API (PUT, resource

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A client of actinia's key-value database (valkey), from actinia's config."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Decide where a new iteration of a resumable job starts.
 
 All positions are 0-based indices into the *execution order* of a process

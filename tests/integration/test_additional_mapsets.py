@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue #5: ``include_additional_mapset_pattern``.
 
 Step 0 of the chain creates the mapset ``test_tmp_a`` next to the job's

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue #6: resume what changed, keep every step cheaply.
 
 All tests run against the real stack (valkey + gunicorn actinia + our

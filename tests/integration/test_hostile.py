@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue 11: damaged stored records, hostile PUT bodies and query strings,
 checks before side effects, a restarted valkey (real stack).
 

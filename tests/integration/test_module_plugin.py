@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue #5: actinia-module-plugin endpoints (templates) resumable through
 the endpoints CSV; a malformed CSV stops the deployment.
 

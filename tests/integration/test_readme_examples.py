@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue #15: the README's curl examples run as written, and the demo of
 scripts/start.sh (scripts/demo.py) shows the main job.
 

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue #4: /resource_storage — see, clean and bound what interim results
 cost (real stack over HTTP).
 

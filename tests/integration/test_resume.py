@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue: job resumption through the plugin (the spec's flows, real stack).
 
 Spec flow -> test:

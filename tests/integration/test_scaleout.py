@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue 12: scale-out with actinia's kvdb queue (rq ``actinia-worker``s).
 
 Deployments (scripts/stack.py, as an operator would run them):

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The endpoints CSV (save_interim_results_endpoints_cfg): every malformed
 file fails at start-up with a message naming the file and the line."""
 

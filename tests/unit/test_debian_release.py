@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """scripts/lib/debian-release.sh: the supported releases are named, each
 gets its package names, anything else stops with a clear message."""
 

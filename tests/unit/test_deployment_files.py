@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The production image and the install scripts share one set of pins
 (requirements/pins.txt); the Dockerfile lints clean with hadolint; the
 compose file parses and names the deployment's services."""

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Unit test: our resources take over endpoints actinia registered first,
 whatever order Werkzeug would match duplicate rules in."""
 

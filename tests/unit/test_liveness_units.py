@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests: liveness decisions and grouping processes into steps."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The README's examples are all runnable and comparable (no stack needed);
 tests/integration/test_readme_examples.py runs them."""
 

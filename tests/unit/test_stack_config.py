@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """scripts/stack.py renders the GRASS paths of the installed GRASS into
 actinia's config (no GRASS version is written into the template)."""
 

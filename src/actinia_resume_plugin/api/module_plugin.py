@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """actinia-module-plugin's processing resources, run by our resumable workers.
 
 actinia-module-plugin serves ``…/<project>/processing_export``

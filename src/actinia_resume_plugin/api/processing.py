@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Processing resources: actinia's, with jobs run by our resumable workers.
 
 They serve actinia's own URLs and endpoint names (see endpoints.py), so

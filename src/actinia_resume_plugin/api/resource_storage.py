@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """``/resource_storage``: see, clean and bound a user's resource storage.
 
 Serves actinia's own URL and endpoint name (``syncresourcestorageresource``,

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The status URL ``/resources/<user_id>/<resource_id>``: GET and PUT.
 
 GET answers like actinia-core, but orders iterations by number (actinia-core

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Swagger documentation of the status URL as our plugin serves it."""
 
 PATH = "/resources/{user_id}/{resource_id}"

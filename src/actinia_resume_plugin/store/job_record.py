@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The job record (``job.json``) of a resumable job, read defensively.
 
 ``job.json`` is written by our worker, but it lives on disk next to the

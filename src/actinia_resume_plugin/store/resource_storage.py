@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A user's resource storage: list, size and prune it in whole units.
 
 The resource storage of a user is ``{grass_resource_dir}/{user_id}/``. It

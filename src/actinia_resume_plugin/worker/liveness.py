@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Tell a running job from a dead one, and a dead job from a waiting one.
 
 actinia-core decides that a ``running`` job is dead when its ``time_delta``

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Attribute actinia's flat process list to the steps of the process chain.
 
 actinia converts a process chain into one flat list of processes: the
