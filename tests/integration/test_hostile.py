@@ -29,6 +29,8 @@ import pytest
 import stack
 from conftest import USER
 
+from actinia_resume_plugin.store import SnapshotStore
+
 STRANGER = ("resume-userb", "resume-userb-pw")
 
 
@@ -212,17 +214,23 @@ def test_damaged_record_is_treated_as_missing(stack_true, kind):
 
 
 def test_missing_interim_file_fails_without_server_paths(stack_true):
-    """A restore that fails shows no absolute server path to the client."""
+    """Missing stored files are reported by their names in the mapset,
+    never by absolute server paths, and the job still resumes."""
     client = stack_true.client(USER)
     status_url, root = failed_job(client, stack_true)
-    stored = root / "steps" / "000001" / "parts" / "mapset"
-    victims = [p for p in stored.rglob("*") if p.is_file()
-               and p.parent.name == "cell"]
-    assert victims, list(stored.rglob("*"))
-    for victim in victims:
-        victim.unlink()
+    store = SnapshotStore(root)
+    state, _ = store.state(1)
+    victims = [rel for rel, entry in state["mapset"].items()
+               if entry.kind == "f" and rel.startswith("cell/")]
+    assert victims, sorted(state["mapset"])
+    for rel in victims:
+        os.unlink(store.object_path(state["mapset"][rel].obj))
+    plan = client.put(f"{status_url}?dry_run=true",
+                      chain(fixed=True)).json()["plan"]
+    assert "damaged" in plan["notice"] and "mapset/cell/" in plan["notice"]
     assert client.put(status_url, chain(fixed=True)).status_code == 200
     doc = client.wait(status_url, iteration=2)
+    assert doc["status"] == "finished", doc["message"]
     assert str(stack_true.data) not in json.dumps(doc), doc["message"]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,12 +36,17 @@ def mapcalc(step_id: str, expression: str, flags: str = "") -> dict:
     return step
 
 
+#: A path that exists nowhere (a fixed name like /nonexistent may be made
+#: by anyone on a shared machine, and the failing step would succeed).
+MISSING = f"/nonexistent-{uuid.uuid4().hex}"
+
+
 def failing_chain() -> dict:
     """Two saved steps, then a step that fails."""
     return {"version": "1", "list": [
         mapcalc("mapcalc1", "baum=5"),
         mapcalc("mapcalc2", "baum2=baum*2"),
-        {"id": "ls_missing", "exe": "ls", "params": ["/nonexistent"]},
+        {"id": "ls_missing", "exe": "ls", "params": [MISSING]},
     ]}
 
 
@@ -432,7 +438,7 @@ def test_quota_exceeded_stops_saving_and_keeps_snapshots(stacks):
     chain = {"version": "1", "list": [
         mapcalc("small", "baum=5"),
         mapcalc("big", "big=rand(0,1000000000)", flags="s"),
-        {"id": "ls_missing", "exe": "ls", "params": ["/nonexistent"]},
+        {"id": "ls_missing", "exe": "ls", "params": [MISSING]},
     ]}
     doc = s.client.run_chain("processing_async", chain)
     assert doc["status"] == "error"
