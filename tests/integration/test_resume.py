@@ -338,6 +338,10 @@ def test_put_resumes_a_running_job_whose_worker_died(stack_true):
         time.sleep(0.5)
         assert client.request("GET", status_url).json()["status"] == "running"
         fixed = load_chain("sleep", seconds=0)
+        # a dry run plans but commits nothing (the job stays `running`)
+        dry = client.put(status_url, fixed, params={"dry_run": "true"})
+        assert dry.status_code == 200, dry.text
+        assert client.request("GET", status_url).json()["status"] == "running"
         started = time.monotonic()
         resp = client.put(status_url, fixed)
         assert resp.status_code == 200, resp.text
