@@ -15,10 +15,9 @@ import urllib.parse
 from collections import Counter
 
 import pytest
+from conftest import USER
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import USER
 
 EXAMPLES = 200
 SETTINGS = settings(

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import stack
 from conftest import USER
 

@@ -292,7 +292,7 @@ class ResumeResourceManager(ResourceManager):
             plan = planner.plan_from_interim_results(
                 new_fps, saved_fps, failed, snapshots, from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
-            raise ResumeError(400, str(exc))
+            raise ResumeError(400, str(exc)) from None
         result = plan.to_dict()
         result["forced_from"] = from_position
         if not job.found and not snapshots:
