@@ -352,9 +352,14 @@ def test_put_resumes_a_running_job_whose_worker_died(stack_true):
         os.kill(worker, signal.SIGKILL)
         wait_dead(worker)
         assert client.request("GET", status_url).json()["status"] == "running"
+        fixed = load_chain("sleep", seconds=0)
+        # a dry run plans but commits nothing (the job stays `running`)
+        dry = client.put(status_url, fixed, params={"dry_run": "true"})
+        assert dry.status_code == 200, dry.text
+        assert client.request("GET", status_url).json()["status"] == "running"
         # accepted at the first try, with no 5 s sleep-and-compare (how
         # long the PUT takes is measured by scripts/benchmark)
-        resp = client.put(status_url, load_chain("sleep", seconds=0))
+        resp = client.put(status_url, fixed)
         assert resp.status_code == 200, resp.text
     finally:
         os.kill(queue_manager, signal.SIGCONT)

@@ -23,7 +23,11 @@ put_doc = {
         "result of the step before it; steps before are reused. Refused "
         "with 409 while the job is accepted, running (worker alive) or "
         "finished, 404 for an unknown job, 401 for another user's job, 400 "
-        "when interim results are switched off or the input is invalid."
+        "when interim results are switched off or the input is invalid "
+        "(an unknown query parameter, a value that is not understood, a "
+        "body that is not a process chain). Nothing changes before every "
+        "check has passed; a damaged stored record counts as missing and "
+        "the plan's notice says so."
     ),
     "consumes": ["application/json"],
     "parameters": _ids + [
@@ -33,7 +37,8 @@ put_doc = {
         {"name": "dry_run", "in": "query", "required": False,
          "type": "boolean",
          "description": "Only answer with the plan (per step: reused, "
-                        "rerun, new); nothing is changed"},
+                        "rerun, new); nothing is changed. true/false, "
+                        "1/0, yes/no, on/off; anything else is refused"},
         {"name": "from_step", "in": "query", "required": False,
          "type": "string",
          "description": "Step id or 0-based position (in execution order) "
