@@ -18,7 +18,7 @@ from actinia_core.core.common.user import ActiniaUser
 from actinia_core.rest.resource_management import ResourceManager
 from flask import g, jsonify, make_response, request
 
-from actinia_resume_plugin import planner
+from actinia_resume_plugin import inputs, planner
 from actinia_resume_plugin.api.common import error_response, iteration_numbers
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.config import current_config
@@ -231,11 +231,15 @@ class ResumeResourceManager(ResourceManager):
         try:
             from_position = (planner.resolve_step_ref(from_step, ids)
                              if from_step not in (None, "") else None)
-            plan = planner.plan_from_interim_results(
-                new_fps, saved_fps, failed, snapshots, from_step=from_position)
+            # also checks the mapsets and import sources the chain reads
+            result = inputs.plan_checked(
+                new_fps, saved_fps, failed, snapshots, job.get("inputs"),
+                inputs.current_inputs(
+                    [steps[i] for i in order], job.get("inputs"),
+                    current_config().include_additional_mapset_pattern),
+                from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
             raise ResumeError(400, str(exc))
-        result = plan.to_dict()
         result["forced_from"] = from_position
         if not job:
             result["notice"] = ("No interim results are stored for this "

@@ -31,7 +31,7 @@ from actinia_processing_lib.ephemeral_processing_with_export import (
 from actinia_processing_lib.exceptions import AsyncProcessError
 from actinia_processing_lib.persistent_processing import PersistentProcessing
 
-from actinia_resume_plugin import planner
+from actinia_resume_plugin import inputs, planner
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
@@ -76,8 +76,11 @@ class InterimResultsMixin:
                 self.resource_id,
             )
         )
+        # a POST with ?reuse= restores from another job of the same user
+        self.restore_store = self._restore_store()
         self.step_units = []
         self.fingerprints = []
+        self.input_fingerprints = None
         self.current_position = None
         self.last_saved_position = None
         self.snapshot_note = None
@@ -113,6 +116,9 @@ class InterimResultsMixin:
         self.fingerprints = planner.step_fingerprints(
             [chain_list[i] for i in order]
         )
+        if self.saving_enabled:
+            self.input_fingerprints = self._input_fingerprints(
+                [chain_list[i] for i in order])
         self._prepare_resume()
         self._write_job_record(chain, status="running")
         return process_list
@@ -126,17 +132,25 @@ class InterimResultsMixin:
         self.number_of_processes -= skipped
         self.progress["num_of_steps"] = self.number_of_processes
         if restore is not None:
-            self.restore_info = self.store.get(int(restore))
+            self.restore_info = self.restore_store.get(int(restore))
             if self.restore_info is None:
                 raise AsyncProcessError(
                     f"Interim result of step {restore} is gone; "
                     "resume with PUT again to get a new plan"
                 )
+            changed = inputs.check_restore(
+                (self.restore_store.read_job() or {}).get("inputs"),
+                self.input_fingerprints, start)
+            if changed:
+                raise AsyncProcessError(changed)
             for pid, log in self.restore_info.meta.get(
                     "process_logs", {}).items():
                 self.module_output_dict.setdefault(pid, log)
-        if self.saving_enabled and self.resume_plan.get("forced_from") is not None:
-            # from_step: the user says the results from there on are stale.
+        if self.saving_enabled and (
+                self.resume_plan.get("forced_from") is not None
+                or self.resume_plan.get("inputs_changed")):
+            # from_step: the user says the results from there on are stale;
+            # changed inputs: they are.
             self.store.prune({s for s in self.store.steps() if s < start})
         self.resume_report = {
             "iteration": self.iteration or 1,
@@ -155,6 +169,9 @@ class InterimResultsMixin:
         }
         if self.resume_plan.get("notice"):
             self.resume_report["notice"] = self.resume_plan["notice"]
+        if self.resume_plan.get("source_resource_id"):
+            self.resume_report["reused_from"] = self.resume_plan[
+                "source_resource_id"]
 
     def _execute_process_list(self, process_list):
         """Run the chain step by step, saving an interim result after each
@@ -216,7 +233,7 @@ class InterimResultsMixin:
             if part.startswith(ADDITIONAL_PART):
                 name = part[len(ADDITIONAL_PART):]
                 targets[part] = os.path.join(self.temp_project_path, name)
-        self.store.restore(step, targets)
+        self.restore_store.restore(step, targets)
         old_name = info.meta.get("mapset_name")
         if old_name and old_name != temp_mapset_name:
             for directory in MAPSET_NAME_DIRS:
@@ -312,6 +329,29 @@ class InterimResultsMixin:
                 self.store.prune({failed - 1})
         self._write_job_record(None, status="error", failed_step=failed)
 
+    # ------------------------------------------------------ reuse, inputs
+    def _restore_store(self) -> SnapshotStore:
+        """Where the plan's interim result is: this job's store, or (reuse
+        across jobs) the store of the caller's earlier job. Restores copy,
+        so the two jobs share nothing."""
+        source = self.resume_plan.get("source_resource_id")
+        if not source:
+            return self.store
+        return SnapshotStore(interim_root(
+            self.resume_config.resource_dir, self.user_id, source))
+
+    def _input_fingerprints(self, steps) -> dict:
+        """The mapsets and importer sources the chain reads, as they are
+        at the start of this iteration (see inputs.py)."""
+        return inputs.job_inputs(
+            steps,
+            [getattr(self, "global_project_path", None),
+             getattr(self, "user_project_path", None)],
+            target_mapset=getattr(self, "target_mapset_name", None),
+            job_local_pattern=(
+                self.resume_config.include_additional_mapset_pattern),
+        )
+
     # ---------------------------------------------------------- job record
     def _write_job_record(self, chain, status, failed_step=None):
         """job.json: what a later PUT needs to plan and run the resumption."""
@@ -330,6 +370,8 @@ class InterimResultsMixin:
                 project=self.project_name,
                 mapset=self.mapset_name,
                 worker=worker_identity(),
+                inputs=self.input_fingerprints,
+                reused_from=self.resume_plan.get("source_resource_id"),
             )
         record.update(status=status, iteration=self.iteration,
                       failed_step=failed_step, updated=time.time())
