@@ -136,7 +136,7 @@ def test_post_fixed_chain_reuses_failed_job(stack_reuse):
     assert done["resume"]["reused_from"] == rid(failed_url)
     assert actions(done) == {"region": "reused", "dem": "reused",
                              "ten": "reused", "sum": "new",
-                             "univar_sum": "rerun"}
+                             "univar_sum": "new"}
     ran = {p["id"] for p in done["process_log"]}
     assert ran.isdisjoint({"region", "dem", "ten"}) and "sum" in ran
     stats = done["process_results"]["univar_sum"]
@@ -206,7 +206,8 @@ def test_changed_import_source_runs_import_again(stack_reuse, served):
     done = run_with_reuse(client, fixed, reuse=rid(failed_url))
     assert done["status"] == "finished", done["message"]
     assert actions(done)["import"] != "reused"
-    assert "import" in {p["id"] for p in done["process_log"]}
+    # actinia logs the importer's processes under ids of its own
+    assert any(source.name in p["id"] for p in done["process_log"])
     assert int(done["process_results"]["v_info"]["points"]) == len(
         points["features"])
 
