@@ -28,6 +28,7 @@ import pytest
 from actinia_resume_plugin.store import SnapshotStore
 
 from conftest import DATA, SUPERADMIN, USER, QuietHandler
+from conftest import univar as conftest_univar
 
 ASYNC = "processing_async"
 ADMIN = ("resume-admin", "resume-admin-pw")  # admin of USER's group
@@ -79,8 +80,8 @@ def chains(token: str, first_steps=()) -> tuple[dict, dict]:
             {"version": "1", "list": fixed})
 
 
-def fail(client, chain) -> str:
-    doc = client.run_chain(ASYNC, chain)
+def fail(client, chain, path=ASYNC) -> str:
+    doc = client.run_chain(path, chain)
     assert doc["status"] == "error", doc["message"]
     return doc["urls"]["status"]
 
@@ -89,21 +90,21 @@ def rid(status_url: str) -> str:
     return status_url.rstrip("/").rsplit("/", 1)[1]
 
 
-def post(client, chain, query: str):
-    return client.request("POST", client.project_url(f"{ASYNC}?{query}"),
+def post(client, chain, query: str, path=ASYNC):
+    return client.request("POST", client.project_url(f"{path}?{query}"),
                           json=chain)
 
 
-def plan_of(client, chain, reuse="latest") -> dict:
-    resp = post(client, chain, f"reuse={reuse}&dry_run=true")
+def plan_of(client, chain, reuse="latest", path=ASYNC) -> dict:
+    resp = post(client, chain, f"reuse={reuse}&dry_run=true", path)
     assert resp.status_code == 200, resp.text
     doc = resp.json()
     assert doc["status"] == "plan"
     return doc
 
 
-def run_with_reuse(client, chain, reuse="latest") -> dict:
-    resp = post(client, chain, f"reuse={reuse}")
+def run_with_reuse(client, chain, reuse="latest", path=ASYNC) -> dict:
+    resp = post(client, chain, f"reuse={reuse}", path)
     assert resp.status_code == 200, resp.text
     return client.wait(resp.json()["urls"]["status"])
 
@@ -210,6 +211,30 @@ def test_changed_import_source_runs_import_again(stack_reuse, served):
     assert any(source.name in p["id"] for p in done["process_log"])
     assert int(done["process_results"]["v_info"]["points"]) == len(
         points["features"])
+
+
+def test_persistent_job_reuses_only_for_its_target_mapset(stack_reuse):
+    """Persistent jobs: same target mapset only; the reusing job writes
+    correct maps into it."""
+    client = stack_reuse.client(USER)
+    token = uuid.uuid4().hex[:8]
+    broken, fixed = chains(token)
+    mapset, other = f"reuse_{token}", f"other_{token}"
+    path = f"mapsets/{mapset}/processing_async"
+    failed_url = fail(client, broken, path)
+    other_plan = plan_of(client, fixed, path=f"mapsets/{other}/processing_async")
+    assert other_plan["reused_from"] is None
+    assert plan_of(client, fixed)["reused_from"] is None  # ephemeral
+    resp = post(client, fixed, f"reuse={rid(failed_url)}&dry_run=true")
+    assert resp.status_code == 400 and "core_class" in resp.json()["message"]
+
+    done = run_with_reuse(client, fixed, path=path)
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["reused_from"] == rid(failed_url)
+    assert actions(done)["ten"] == "reused"
+    assert conftest_univar(client, f"ten_{token}@{mapset}")["mean"] == "10"
+    stats = conftest_univar(client, f"sum@{mapset}")
+    assert stats == done["process_results"]["univar_sum"]
 
 
 def test_other_users_never_reuse(stack_reuse):

@@ -21,10 +21,12 @@ import re
 
 from flask import jsonify, make_response, request
 
+from actinia_resume_plugin import planner
 from actinia_resume_plugin.api.resume import (
     ResumeError,
     ResumeResourceManager,
     full_resource_id,
+    stored_fingerprints,
 )
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.store import SnapshotStore, list_job_roots
@@ -131,11 +133,12 @@ def _best_plan(user_id: str, chain: dict, wanted: dict) -> dict:
     """The plan over the caller's matching job that reuses the most steps
     (the most recently updated one among equals)."""
     config = current_config()
+    new_fps = planner.chain_fingerprints(chain["list"])
     best, best_key = None, None
     for root in list_job_roots(config.resource_dir, user_id):
         store = SnapshotStore(root)
         job = store.read_job() or {}
-        if _usable_job(job, wanted):
+        if _usable_job(job, wanted) or not _shares_a_step(store, new_fps):
             continue
         try:
             plan = ResumeResourceManager._plan(chain, job, store)
@@ -150,6 +153,13 @@ def _best_plan(user_id: str, chain: dict, wanted: dict) -> dict:
                 "notice": "No interim results of your earlier jobs match "
                           "this chain; it runs from the first step"}
     return best
+
+
+def _shares_a_step(store: SnapshotStore, new_fps: list[str]) -> bool:
+    """Cheap pre-check before planning (which fingerprints the inputs):
+    does any interim result hold a prefix of the new chain?"""
+    return any(step < len(new_fps) and fp == new_fps[step]
+               for step, fp in stored_fingerprints(store).items())
 
 
 def _with_source(plan: dict, resource_id: str) -> dict:
