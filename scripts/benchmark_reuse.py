@@ -40,12 +40,27 @@ def fail_job(client, kv, chain) -> tuple[str, str]:
     return url, rid
 
 
+BREAKDOWN = []
+
+
+def breakdown(kind, started, wall, http_done, doc, done):
+    """request, request → worker start, worker start → final, restore."""
+    BREAKDOWN.append(
+        f"{kind}: http {http_done - started:.3f} s, to worker "
+        f"{doc['start_timestamp'] - wall:.3f} s, job "
+        f"{doc['timestamp'] - doc['start_timestamp']:.3f} s, restore "
+        f"{(doc.get('resume') or {}).get('restore_seconds')} s, total "
+        f"{done - started:.3f} s")
+
+
 def put_to_finished(client, kv, status_url: str, fixed: dict) -> float:
     rid = status_url.rsplit("/", 1)[1]
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     resp = client.put(status_url, fixed, timeout=600)
+    http_done = time.monotonic()
     assert resp.status_code == 200, resp.text
     doc, done = wait_final(kv, AUTH[0], rid, 2)
+    breakdown("PUT ", started, wall, http_done, doc, done)
     assert doc["status"] == "finished", doc["message"]
     assert doc["resume"]["steps"][0]["action"] == "reused", doc["resume"]
     return done - started
@@ -54,13 +69,15 @@ def put_to_finished(client, kv, status_url: str, fixed: dict) -> float:
 def post_reuse_to_finished(client, kv, fixed: dict, source_rid: str) -> float:
     """POST the fixed chain reusing ``source_rid``'s interim results; seconds
     from the request to the new job's final status."""
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     resp = client.request(
         "POST", client.project_url(f"processing_async?reuse={source_rid}"),
         json=fixed, timeout=600)
+    http_done = time.monotonic()
     assert resp.status_code == 200, resp.text
     rid = resp.json()["urls"]["status"].rsplit("/", 1)[1]
     doc, done = wait_final(kv, AUTH[0], rid, 1)
+    breakdown("POST", started, wall, http_done, doc, done)
     assert doc["status"] == "finished", doc["message"]
     assert doc["resume"]["reused_from"] == source_rid, doc["resume"]
     return done - started
@@ -100,6 +117,7 @@ def main(argv=None):
         put, post = statistics.median(puts), statistics.median(posts)
         print(f"PUT→finished        median {put:.2f} s  {puts}")
         print(f"POST-reuse→finished median {post:.2f} s  {posts}")
+        print("\n".join(BREAKDOWN))
         print(f"POST-reuse / PUT = {post / put:.3f} (target ≤ 1.10)")
     finally:
         stack.stop(data)

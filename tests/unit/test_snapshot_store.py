@@ -360,6 +360,23 @@ def test_first_save_after_restore_links_from_restored_snapshot(store, live, tmp_
     assert snap_file(i0, "mapset", "VAR").read_text() == "DB_DRIVER: sqlite\n"
 
 
+def test_restore_for_another_job_links_its_first_save(store, live, tmp_path):
+    """Reuse across jobs: job2 restores job1's snapshot; job2's first save
+    links the unchanged files (no full copy) and job1's root is untouched."""
+    i0 = store.save(0, live)
+    job2 = SnapshotStore(tmp_path / "res" / "user" / "interim" / "job2")
+    work = {"mapset": tmp_path / "w2" / "mapset"}
+    store.restore(0, work, baseline_store=job2)
+    assert not (store.root / "baseline.json").exists()
+    write(work["mapset"] / "cell" / "new", b"n" * 10)
+    i1 = job2.save(1, work)
+    assert i1.meta["files_copied"] == 1 and i1.meta["bytes_copied"] == 10
+    assert ino(snap_file(i1, "mapset", "WIND")) == ino(
+        snap_file(i0, "mapset", "WIND"))
+    store.delete_all()  # job1 removed: job2's snapshot stays complete
+    assert snap_file(i1, "mapset", "cell/elev").read_bytes() == b"\x01" * 1000
+
+
 def test_baseline_ignored_for_other_source_dir(store, live, tmp_path):
     store.save(0, live)
     store.restore(0, {"mapset": tmp_path / "a"})

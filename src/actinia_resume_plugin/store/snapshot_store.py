@@ -669,11 +669,13 @@ class SnapshotStore:
             step = int(b["step"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        m = self._read_manifest(self.step_path(step))
+        # another job's snapshot when this job reused its interim result
+        step_dir = Path(b.get("snapshot_dir") or self.step_path(step))
+        m = self._read_manifest(step_dir)
         # the snapshot may have been replaced since the restore
         if m is None or m.get("id") != b.get("snapshot_id") or not isinstance(b.get("parts"), dict):
             return None
-        b["_dir"] = self.step_path(step)
+        b["_dir"] = step_dir
         return b
 
     def _plan_part(self, name: str, src: str, t0: int, refs: list[_Reference]) -> _PartPlan:
@@ -907,6 +909,7 @@ class SnapshotStore:
         targets: Mapping[str, PathLike],
         *,
         replace: bool = True,
+        baseline_store: "SnapshotStore | None" = None,
     ) -> list[str]:
         """Copy the parts of snapshot ``step`` into the dirs ``targets``.
 
@@ -924,7 +927,10 @@ class SnapshotStore:
 
         The stat of the restored files is recorded in ``baseline.json`` so
         that the next :meth:`save` can link them from this snapshot instead
-        of copying them again (restored copies have new inodes).
+        of copying them again (restored copies have new inodes). With
+        ``baseline_store`` (a job reusing another job's interim result) the
+        baseline goes to that store: its next save links from this snapshot
+        (immutable) instead of copying the whole mapset.
         """
         m = self.manifest(step)
         step_dir = self.step_path(step)
@@ -955,15 +961,17 @@ class SnapshotStore:
             base_parts[n] = {"target": real, "entries": bentries}
 
         if names:
-            old = self._load_baseline()
+            owner = baseline_store or self
+            old = owner._load_baseline()
             if old is not None and old.get("snapshot_id") == m.get("id"):
                 merged = dict(old["parts"])
                 merged.update(base_parts)
                 base_parts = merged
+            owner.root.mkdir(parents=True, exist_ok=True)
             _write_json_atomic(
-                self.root / BASELINE_FILE,
+                owner.root / BASELINE_FILE,
                 {"step": step, "snapshot_id": m.get("id"), "parts": base_parts,
-                 "created": time.time()},
+                 "snapshot_dir": str(step_dir), "created": time.time()},
             )
         return names
 

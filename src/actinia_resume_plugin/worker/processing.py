@@ -233,7 +233,8 @@ class InterimResultsMixin:
             if part.startswith(ADDITIONAL_PART):
                 name = part[len(ADDITIONAL_PART):]
                 targets[part] = os.path.join(self.temp_project_path, name)
-        self.restore_store.restore(step, targets)
+        # the next save links unchanged files from the restored snapshot
+        self.restore_store.restore(step, targets, baseline_store=self.store)
         old_name = info.meta.get("mapset_name")
         if old_name and old_name != temp_mapset_name:
             for directory in MAPSET_NAME_DIRS:
