@@ -37,10 +37,6 @@ FALSE_WORDS = ("0", "false", "no", "off", "")
 _RESOURCE_ID = re.compile(r"^(resource_id-)?[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
-def reuse_requested() -> bool:
-    return "reuse" in request.args
-
-
 def reuse_plan(user_id: str, project: str, mapset: str | None,
                endpoint: str) -> dict:
     """The resume plan of a POST with ``?reuse=`` (raises ResumeError with
