@@ -14,7 +14,8 @@ DATA="${ACTINIA_DATA:-$REPO/.data/demo}"
 PORT="${ACTINIA_PORT:-8088}"
 "$REPO/scripts/install.sh"
 state="$("$REPO/.venv/bin/python" "$REPO/scripts/stack.py" start --data "$DATA" \
-  --port "$PORT" --bind "${ACTINIA_BIND:-127.0.0.1}" --save-interim-results "${SAVE_INTERIM_RESULTS:-True}" | tail -n1)"
+  --port "$PORT" --bind "${ACTINIA_BIND:-127.0.0.1}" --save-interim-results "${SAVE_INTERIM_RESULTS:-True}" \
+  --misc reuse_interim_results=True | tail -n1)"
 # the URL stack.py reports (ACTINIA_PORT=0 picks a free port)
 URL="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["url"])' "$state")"
 cat <<MSG

@@ -42,6 +42,9 @@ class ResumeConfig:
     interim_results_ttl_days: float | None = None
     # how often the retention thread looks for expired interim results
     interim_results_ttl_check_seconds: float = 600.0
+    # a POST may reuse the caller's interim results of an earlier job
+    # (``?reuse=``); off unless the operator opts in
+    reuse_interim_results: bool = False
     # lower-case endpoint class name -> actinia-core class used to resume
     endpoint_map: dict[str, str] = field(default_factory=dict)
 
@@ -76,6 +79,16 @@ def parse_save_mode(value: str) -> bool | str:
         f"[MISC] save_interim_results = {value!r}: expected True, onError "
         "or False"
     )
+
+
+def parse_flag(value: str, name: str = "value") -> bool:
+    """``True``/``False`` (also yes/no, on/off, 1/0), as configparser."""
+    text = value.strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise ValueError(f"{name} = {value!r}: expected True or False")
 
 
 def default_endpoint_map() -> dict[str, str]:
@@ -144,6 +157,8 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
         ttl_check = float(
             get("MISC", "interim_results_ttl_check_seconds", "600"))
         quota = int(get("GRASS", "grass_resource_quota", "100"))
+        reuse = parse_flag(get("MISC", "reuse_interim_results", "False"),
+                           "[MISC] reuse_interim_results")
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return ResumeConfig(
@@ -158,6 +173,7 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
         resource_quota_gb=quota,
         interim_results_ttl_days=ttl_days,
         interim_results_ttl_check_seconds=ttl_check,
+        reuse_interim_results=reuse,
         endpoint_map=endpoint_map,
     )
 

@@ -26,7 +26,8 @@ README = REPO / "README.md"
 def readme_stack(stacks):
     """A deployment only for this module: the examples end by deleting the
     user's whole resource storage."""
-    return stacks.get("readme", "--save-interim-results", "True")
+    return stacks.get("readme", "--save-interim-results", "True",
+                      "--misc", "reuse_interim_results=True")
 
 
 @pytest.fixture(scope="module")

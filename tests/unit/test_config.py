@@ -195,3 +195,16 @@ def test_config_without_csv_resumes_core_classes_only():
     cfg = ResumeConfig(save_interim_results=True,
                        endpoint_map=default_endpoint_map())
     assert cfg.core_class_for("gdiasyncpersistentresource") is None
+
+
+def test_reuse_interim_results_is_off_unless_set(tmp_path):
+    """[MISC] reuse_interim_results: opt-in; a typo stops start-up."""
+    cfg_path = actinia_cfg(tmp_path, write(tmp_path, GOOD))
+    assert read_config(cfg_path).reuse_interim_results is False
+    text = cfg_path.read_text().replace(
+        "[GRASS]", "reuse_interim_results = True\n[GRASS]")
+    cfg_path.write_text(text)
+    assert read_config(cfg_path).reuse_interim_results is True
+    cfg_path.write_text(text.replace("= True\n[GRASS]", "= maybe\n[GRASS]"))
+    with pytest.raises(ConfigError, match="reuse_interim_results"):
+        read_config(cfg_path)

@@ -24,7 +24,7 @@ def test_the_readme_has_the_examples_the_integration_test_checks():
     names = [ex.name for ex in examples(README)]
     assert names[0] == "setup"
     for name in ("fail", "plan", "resume", "iterations", "template-fail",
-                 "template-resume", "storage", "storage-delete"):
+                 "template-resume", "storage", "storage-delete", "reuse"):
         assert name in names
     assert len(names) == len(set(names)), "example names must be unique"
 

@@ -700,3 +700,26 @@ def test_copy_fallback_without_copy_file_range(store, live, tmp_path, monkeypatc
     out = restored(store, 0, tmp_path)
     assert (out / "cell" / "elev").read_bytes() == b"\x01" * 1000
     assert os.stat(out / "cell" / "elev").st_mtime_ns == OLD_NS
+
+
+# ------------------------------------------------------------------ reuse
+
+
+def test_restore_into_another_jobs_store_takes_objects_over(store, live, tmp_path):
+    """Reuse across jobs: job B restores job A's interim result; B's first
+    save writes only what changed and links A's objects, so B stays whole
+    when A is removed."""
+    store.save(0, live)
+    other = SnapshotStore(store.root.parent / "job2")
+    work = {"mapset": tmp_path / "b" / "mapset", "tmpdir": tmp_path / "b" / "t"}
+    store.restore(0, work, into=other)
+    write(work["mapset"] / "cell" / "new", b"n" * 10)
+    info = other.save(1, work)
+    assert info.meta["files_copied"] == 1 and info.meta["bytes_copied"] == 10
+    assert manifest(other, 1)["base"] is None  # self-contained
+    store.delete_all()
+    out = restored(other, 1, tmp_path)
+    assert (out / "cell" / "elev").read_bytes() == b"\x01" * 1000
+    assert (out / "cell" / "new").read_bytes() == b"n" * 10
+    other.verify(1)
+    assert other.save(2, work).meta["entries_written"] == 0

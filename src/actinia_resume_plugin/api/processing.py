@@ -16,8 +16,9 @@ from actinia_core.rest.ephemeral_processing_with_export import (
     AsyncEphemeralExportResource,
 )
 from actinia_core.rest.persistent_processing import AsyncPersistentResource
-from flask import jsonify, make_response
+from flask import g, jsonify, make_response, request
 
+from actinia_resume_plugin.api.common import error_response
 from actinia_resume_plugin.worker.processing import (
     start_ephemeral_export_job,
     start_ephemeral_job,
@@ -39,6 +40,21 @@ class EnqueueMixin:
         """
         if endpoint:
             self.api_info["endpoint"] = endpoint
+        elif resume_plan is None and "reuse" in request.args:
+            # (imported here: reuse plans like the PUT of api/resume.py,
+            # which imports this module)
+            from actinia_resume_plugin.api import reuse
+
+            # POST ?reuse=: start after the caller's matching interim results
+            try:
+                resume_plan = reuse.reuse_plan(
+                    g.user.get_id(), preprocess_kwargs.get("project_name"),
+                    preprocess_kwargs.get("mapset_name"),
+                    self.api_info["endpoint"])
+                if reuse.dry_run_requested():
+                    return reuse.dry_run_response(resume_plan)
+            except reuse.ResumeError as exc:
+                return error_response(exc.http_code, exc.message)
         rdc = self.preprocess(**preprocess_kwargs)
         if rdc:
             if self.uses_file_storage:

@@ -20,7 +20,7 @@ from actinia_core.core.common.user import ActiniaUser
 from actinia_core.rest.resource_management import ResourceManager
 from flask import g, jsonify, make_response, request
 
-from actinia_resume_plugin import keys, planner
+from actinia_resume_plugin import inputs, keys, planner
 from actinia_resume_plugin.api.common import (
     error_response,
     iteration_numbers,
@@ -302,12 +302,16 @@ class ResumeResourceManager(ResourceManager):
         try:
             from_position = (planner.resolve_step_ref(from_step, ids)
                              if from_step is not None else None)
-            plan = planner.plan_with_intact_interim_results(
-                new_fps, saved_fps, failed, snapshots, store.damage,
-                from_step=from_position)
+            # never a damaged interim result; also checks the mapsets and
+            # import sources the chain reads
+            result = inputs.plan_checked(
+                new_fps, saved_fps, failed, snapshots, job.get("inputs"),
+                inputs.current_inputs(
+                    [steps[i] for i in order], job.get("inputs"),
+                    current_config().include_additional_mapset_pattern),
+                damage=store.damage, from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
             raise ResumeError(400, str(exc)) from None
-        result = plan.to_dict()
         result["forced_from"] = from_position
         if not job.found and not snapshots:
             result["notice"] = ("No interim results are stored for this "
@@ -316,12 +320,11 @@ class ResumeResourceManager(ResourceManager):
             result["notice"] = " ".join(
                 filter(None, [job.notice(), result["notice"]]))
         result["step_ids"] = ids
-        restored = store.get(plan.restore_snapshot) \
-            if plan.restore_snapshot is not None else None
+        restore = result["restore_snapshot"]
+        restored = store.get(restore) if restore is not None else None
         if restored is not None and restored.meta.get("taken_at_failure"):
             result["notice"] = " ".join(filter(None, [
-                result.get("notice"), planner.at_failure_notice(
-                    plan.restore_snapshot)]))
+                result.get("notice"), planner.at_failure_notice(restore)]))
         return result
 
     def _enqueue(self, user_id, resource_id, iteration, core_class, origin,

@@ -13,6 +13,7 @@ from .snapshot_store import (
     SnapshotNotFound,
     SnapshotStore,
     interim_root,
+    list_job_roots,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "SnapshotNotFound",
     "SnapshotStore",
     "interim_root",
+    "list_job_roots",
 ]

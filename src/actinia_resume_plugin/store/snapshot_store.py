@@ -77,6 +77,7 @@ __all__ = [
     "SnapshotDamaged",
     "SnapshotNotFound",
     "interim_root",
+    "list_job_roots",
     "EXCLUDED_FILE_NAMES",
     "EXCLUDED_DIR_NAMES",
     "INTERIM_DIR",
@@ -284,6 +285,18 @@ def interim_root(resource_dir: PathLike, user_id: str, resource_id: str) -> Path
     """Job root ``{resource_dir}/{user_id}/interim/{resource_id}``."""
     return (Path(resource_dir) / _check_component(user_id, "user id")
             / INTERIM_DIR / _check_component(resource_id, "resource id"))
+
+
+def list_job_roots(resource_dir: PathLike, user_id: str) -> list[Path]:
+    """The job roots of a user (``{resource_dir}/{user_id}/interim/*``),
+    sorted; hidden entries (being removed) and non-directories skipped."""
+    base = Path(resource_dir) / _check_component(user_id, "user id") / INTERIM_DIR
+    try:
+        with os.scandir(base) as it:
+            return sorted(Path(e.path) for e in it if not e.name.startswith(".")
+                          and e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _check_part_names(names: Iterable[str]) -> None:
@@ -599,6 +612,9 @@ class _Live:
     modes: dict  # part -> mode of the part's top dir
     sources: dict  # part -> realpath of the live dir
     objects: dict = field(default_factory=dict)  # obj -> (oino, octime)
+    # objects dir of another job's store the state's objects are in (a
+    # restore for reuse across jobs); the next save takes them over
+    foreign: str | None = None
 
 
 @dataclass
@@ -798,8 +814,8 @@ class SnapshotStore:
                 raise SnapshotNoSpace(str(exc)) from exc
             raise
         base = self._live
-        if full or base is None or base.step >= step:
-            base = None
+        if full or base is None or base.step >= step or base.foreign:
+            base = None  # a self-contained manifest
         manifest = self._manifest_doc(step, plan, base, meta)
         meta.update(
             bytes_copied=written[1], files_copied=written[0],
@@ -929,10 +945,13 @@ class SnapshotStore:
         """Copy the new files into objects, hashing while copying. Returns
         ``(files, bytes, known objects)``; on failure, removes what it
         wrote (and the store's own map of objects stays as it was)."""
-        known = dict(self._live.objects) if self._live else {}
+        foreign = self._live.foreign if self._live else None
+        known = dict(self._live.objects) if self._live and not foreign else {}
         created: list[str] = []
         files = nbytes = 0
         try:
+            if foreign:
+                created += self._take_over_objects(plan, foreign, known)
             for name, rel, src in plan.new_files:
                 entry = plan.state[name][rel]
                 obj, oino, octime, fresh = self._store_object(src, known)
@@ -948,6 +967,33 @@ class SnapshotStore:
                 _unlink_quietly(self.object_path(obj))
             raise
         return files, nbytes, known
+
+    def _take_over_objects(self, plan: _SavePlan, foreign: str,
+                           known: dict) -> list[str]:
+        """After a restore from another job's store (reuse across jobs):
+        hard link the objects of the unchanged files from there (immutable;
+        no copy of the mapset, and this job keeps them if that one is
+        removed). Returns the objects created here."""
+        created = []
+        for entries in plan.state.values():
+            for rel, entry in entries.items():
+                if entry.kind != "f" or not entry.obj or entry.obj in known:
+                    continue
+                final = self.object_path(entry.obj)
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                source = os.path.join(foreign, entry.obj[:2], entry.obj[2:])
+                try:
+                    os.link(source, final)
+                except FileExistsError:
+                    pass
+                except OSError:  # another file system, too many links
+                    _copy_hashing(source, final)
+                st = os.lstat(final)
+                created.append(entry.obj)
+                known[entry.obj] = (st.st_ino, st.st_ctime_ns)
+                entries[rel] = entry._replace(oino=st.st_ino,
+                                              octime=st.st_ctime_ns)
+        return created
 
     def _flush(self, created: list[str]) -> None:
         """New objects reach the disk before a manifest names them: a few
@@ -1071,6 +1117,7 @@ class SnapshotStore:
         targets: Mapping[str, PathLike],
         *,
         replace: bool = True,
+        into: SnapshotStore | None = None,
     ) -> list[str]:
         """Copy the parts of snapshot ``step`` into the dirs ``targets``.
 
@@ -1085,8 +1132,10 @@ class SnapshotStore:
         are skipped, as are target names the snapshot lacks. Returns the
         names of the restored parts.
 
-        Afterwards this store knows the restored files' stat, so the next
-        :meth:`save` writes only what the job changes after the restore.
+        Afterwards this store (or ``into``: the store of a job that reuses
+        this job's interim result) knows the restored files' stat, so its
+        next :meth:`save` writes only what the job changes after the
+        restore; objects of another store are then hard linked, not copied.
         """
         chain = self._chain(step)
         if chain is None:
@@ -1110,8 +1159,11 @@ class SnapshotStore:
             sources[name] = os.path.realpath(target)
         objects = {e.obj: (e.oino, e.octime) for entries in state.values()
                    for e in entries.values() if e.kind == "f"}
-        self._live = _Live(step, manifest.id, live_state,
-                           {n: modes[n] for n in names}, sources, objects)
+        owner = self if into is None else into
+        foreign = None if owner.root == self.root else str(self.objects_dir)
+        owner._live = _Live(step, manifest.id, live_state,
+                            {n: modes[n] for n in names}, sources, objects,
+                            foreign)
         return names
 
     def _restore_part(self, step, name, entries, mode, target: Path, t0):

@@ -35,7 +35,7 @@ from actinia_processing_lib.ephemeral_processing_with_export import (
 from actinia_processing_lib.exceptions import AsyncProcessError
 from actinia_processing_lib.persistent_processing import PersistentProcessing
 
-from actinia_resume_plugin import planner
+from actinia_resume_plugin import inputs, planner
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
@@ -100,8 +100,11 @@ class InterimResultsMixin:
                 self.resource_id,
             )
         )
+        # a POST with ?reuse= restores from another job of the same user
+        self.restore_store = self._restore_store()
         self.step_units = []
         self.fingerprints = []
+        self.input_fingerprints = None
         self.current_position = None
         self.last_saved_position = None
         self.snapshot_note = None
@@ -158,6 +161,9 @@ class InterimResultsMixin:
         self.fingerprints = planner.step_fingerprints(
             [chain_list[i] for i in order]
         )
+        if self.saving_enabled:
+            self.input_fingerprints = self._input_fingerprints(
+                [chain_list[i] for i in order])
         self._prepare_resume()
         self._write_job_record(chain, status="running")
         return process_list
@@ -166,7 +172,7 @@ class InterimResultsMixin:
         """Take over stdout logs of reused steps; after ``from_step`` drop
         the interim results the user declared stale."""
         restore = self.resume_plan.get("restore_snapshot")
-        if restore is not None and self.store.damage(int(restore)):
+        if restore is not None and self.restore_store.damage(int(restore)):
             self._replan()
             restore = self.resume_plan.get("restore_snapshot")
         start = self.resume_start
@@ -174,12 +180,20 @@ class InterimResultsMixin:
         self.number_of_processes -= skipped
         self.progress["num_of_steps"] = self.number_of_processes
         if restore is not None:
-            self.restore_info = self.store.get(int(restore))
+            self.restore_info = self.restore_store.get(int(restore))
+            changed = inputs.check_restore(
+                read_job_record(self.restore_store.root).get("inputs"),
+                self.input_fingerprints, start)
+            if changed:
+                raise AsyncProcessError(changed)
             logs = self.restore_info.meta.get("process_logs")
             for pid, log in (logs if isinstance(logs, dict) else {}).items():
                 self.module_output_dict.setdefault(pid, log)
-        if self.saving_enabled and self.resume_plan.get("forced_from") is not None:
-            # from_step: the user says the results from there on are stale.
+        if self.saving_enabled and (
+                self.resume_plan.get("forced_from") is not None
+                or self.resume_plan.get("inputs_changed")):
+            # from_step: the user says the results from there on are stale;
+            # changed inputs: they are.
             self.store.prune({s for s in self.store.steps() if s < start})
         self.resume_report = {
             "iteration": self.iteration or 1,
@@ -198,10 +212,24 @@ class InterimResultsMixin:
         }
         if self.resume_plan.get("notice"):
             self.resume_report["notice"] = self.resume_plan["notice"]
+        if self.resume_plan.get("source_resource_id"):
+            self.resume_report["reused_from"] = self.resume_plan[
+                "source_resource_id"]
 
     def _replan(self):
         """The planned interim result was damaged or removed since the PUT
-        planned it (e.g. by retention): plan again from what is intact."""
+        planned it (e.g. by retention): plan again from what is intact. An
+        earlier job's interim result (reuse) is not planned again: the job
+        runs from the first step."""
+        if self.restore_store is not self.store:
+            self.restore_store = self.store
+            self.resume_plan.update(
+                start=0, restore_snapshot=None, source_resource_id=None,
+                actions=["run"] * len(self.step_units), forced_from=None,
+                notice="The interim result to reuse is damaged or gone; "
+                "the job runs from the first step")
+            self.resume_start = 0
+            return
         job = read_job_record(self.store.root)
         plan = planner.plan_with_intact_interim_results(
             self.fingerprints, job.get("fingerprints") or [],
@@ -273,7 +301,10 @@ class InterimResultsMixin:
                 name = part[len(ADDITIONAL_PART):]
                 targets[part] = os.path.join(self.temp_project_path, name)
         try:
-            self.store.restore(step, targets)
+            # the next save of this job's store writes only what changes
+            # after the restore, also when the interim result is another
+            # job's (reuse across jobs)
+            self.restore_store.restore(step, targets, into=self.store)
         except (OSError, SnapshotError) as exc:
             self.message_logger.error(
                 f"Restoring the interim result of step {step} failed: {exc}")
@@ -397,6 +428,29 @@ class InterimResultsMixin:
         except OSError as exc:
             self.message_logger.warning(f"Interim result clean-up: {exc}")
 
+    # ------------------------------------------------------ reuse, inputs
+    def _restore_store(self) -> SnapshotStore:
+        """Where the plan's interim result is: this job's store, or (reuse
+        across jobs) the store of the caller's earlier job. Restores copy,
+        so the two jobs share nothing."""
+        source = self.resume_plan.get("source_resource_id")
+        if not source:
+            return self.store
+        return SnapshotStore(interim_root(
+            self.resume_config.resource_dir, self.user_id, source))
+
+    def _input_fingerprints(self, steps) -> dict:
+        """The mapsets and importer sources the chain reads, as they are
+        at the start of this iteration (see inputs.py)."""
+        return inputs.job_inputs(
+            steps,
+            [getattr(self, "global_project_path", None),
+             getattr(self, "user_project_path", None)],
+            target_mapset=getattr(self, "target_mapset_name", None),
+            job_local_pattern=(
+                self.resume_config.include_additional_mapset_pattern),
+        )
+
     # ---------------------------------------------------------- job record
     def _write_job_record(self, chain, status, failed_step=None):
         """job.json: what a later PUT needs to plan and run the resumption."""
@@ -416,6 +470,8 @@ class InterimResultsMixin:
                 project=self.project_name,
                 mapset=self.mapset_name,
                 worker=worker_identity(),
+                inputs=self.input_fingerprints,
+                reused_from=self.resume_plan.get("source_resource_id"),
             )
         record.update(status=status, iteration=self.iteration,
                       failed_step=failed_step, updated=time.time())
