@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import jsonify, make_response
 
 
@@ -12,6 +14,52 @@ def error_response(http_code: int, message: str):
     return make_response(
         jsonify({"status": "error", "message": message}), http_code
     )
+
+
+class ApiError(Exception):
+    """A refused request: the one error style of the plugin's HTTP layer.
+
+    Raised anywhere below a resource method, answered by
+    :func:`answers_api_errors` with actinia's error document (``http_code``
+    and ``message``), or with the response actinia's own checks made
+    (``response``, e.g. from ``check_permissions``)."""
+
+    def __init__(self, http_code: int = 400, message: str = "",
+                 response=None):
+        super().__init__(message)
+        self.http_code = http_code
+        self.message = message
+        self.response = response
+
+    @classmethod
+    def from_response(cls, response) -> ApiError:
+        return cls(response=response)
+
+    def to_response(self):
+        if self.response is not None:
+            return self.response
+        return error_response(self.http_code, self.message)
+
+
+def answers_api_errors(method):
+    """Resource methods raise :class:`ApiError`; this turns it into the
+    answer."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except ApiError as exc:
+            return exc.to_response()
+
+    return wrapper
+
+
+def require_permission(resource, user_id: str) -> None:
+    """actinia's ``check_permissions``, raised as :class:`ApiError`."""
+    denied = resource.check_permissions(user_id=user_id)
+    if denied:
+        raise ApiError.from_response(denied)
 
 
 def iteration_numbers(resource_logger, user_id: str,

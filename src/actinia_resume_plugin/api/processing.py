@@ -18,7 +18,7 @@ from actinia_core.rest.ephemeral_processing_with_export import (
 from actinia_core.rest.persistent_processing import AsyncPersistentResource
 from flask import g, jsonify, make_response, request
 
-from actinia_resume_plugin.api.common import error_response
+from actinia_resume_plugin.api.common import ApiError
 from actinia_resume_plugin.worker.processing import (
     start_ephemeral_export_job,
     start_ephemeral_job,
@@ -53,8 +53,8 @@ class EnqueueMixin:
                     self.api_info["endpoint"])
                 if reuse.dry_run_requested():
                     return reuse.dry_run_response(resume_plan)
-            except reuse.ResumeError as exc:
-                return error_response(exc.http_code, exc.message)
+            except ApiError as exc:
+                return exc.to_response()
         rdc = self.preprocess(**preprocess_kwargs)
         if rdc:
             if self.uses_file_storage:

@@ -35,9 +35,11 @@ from actinia_rest_lib.endpoint_config import check_endpoint
 from flask import jsonify, make_response, request
 
 from actinia_resume_plugin.api.common import (
-    error_response,
+    ApiError,
+    answers_api_errors,
     iteration_numbers,
     query_problem,
+    require_permission,
 )
 from actinia_resume_plugin.config import current_config, retention_settings
 from actinia_resume_plugin.kvdb import kvdb_client
@@ -154,19 +156,18 @@ class ResourceStorageResource(ResourceManagerBase):
     """GET and DELETE ``/resource_storage`` (``?user_id=``,
     ``?olderthan=``)."""
 
-    def _allowed_user(self, method: str):
-        """(user whose storage is meant, None) or (None, error response):
-        the operator's endpoint config first, then actinia's role model."""
+    def _allowed_user(self, method: str) -> str:
+        """The user whose storage is meant: the operator's endpoint config
+        first, then actinia's role model (:class:`ApiError` otherwise)."""
         if not check_endpoint(method.lower(), endpoint_class=CORE_CLASS_NAME):
-            return None, error_response(404, "Not Found. The requested URL is not "
-                                "configured on the server.")
+            raise ApiError(404, "Not Found. The requested URL is not "
+                           "configured on the server.")
         return self._target_user(method)
 
+    @answers_api_errors
     def get(self):
         """Size of the resource storage with a breakdown per job."""
-        user_id, denied = self._allowed_user("GET")
-        if denied:
-            return denied
+        user_id = self._allowed_user("GET")
         config = current_config()
         report = rs.scan_user_storage(config.resource_dir, user_id)
         results = report.to_dict(config.resource_quota_bytes)
@@ -181,16 +182,15 @@ class ResourceStorageResource(ResourceManagerBase):
             "process_results": results,
         }), 200)
 
+    @answers_api_errors
     def delete(self):
         """Remove the resource storage (``?olderthan=N``: whole units whose
         newest content is older than N days); running jobs are kept."""
-        user_id, denied = self._allowed_user("DELETE")
-        if denied:
-            return denied
+        user_id = self._allowed_user("DELETE")
         try:
             olderthan = rs.parse_olderthan(request.args.get("olderthan"))
         except ValueError as exc:
-            return error_response(400, f"{exc}; nothing was deleted")
+            raise ApiError(400, f"{exc}; nothing was deleted") from None
         config = current_config()
         protect = make_protect(self.resource_logger,
                                kvdb_client(global_config),
@@ -219,24 +219,22 @@ class ResourceStorageResource(ResourceManagerBase):
         }), 500 if result.errors else 200)
 
     # ------------------------------------------------------------------
-    def _target_user(self, method: str):
+    def _target_user(self, method: str) -> str:
         """The user whose storage is meant, after actinia's permission
-        check; or an error response."""
+        check (:class:`ApiError` otherwise)."""
         problem = query_problem(request.args, QUERY_PARAMS[method])
         if problem:
-            return None, error_response(400, f"{problem}; nothing was done")
+            raise ApiError(400, f"{problem}; nothing was done")
         user_id = request.args.get("user_id", self.user_id)
         try:
             rs.check_user_id(user_id)
         except ValueError as exc:
-            return None, error_response(400, str(exc))
-        denied = self.check_permissions(user_id=user_id)
-        if denied:
-            return None, denied
+            raise ApiError(400, str(exc)) from None
+        require_permission(self, user_id)
         if user_id != self.user_id and ActiniaUser(user_id).exists() != 1:
             # check_permissions lets superadmins pass without this check
-            return None, error_response(400, f"The user <{user_id}> does not exist")
-        return user_id, None
+            raise ApiError(400, f"The user <{user_id}> does not exist")
+        return user_id
 
     def _statuses(self, user_id: str, resource_ids) -> dict:
         if not resource_ids:

@@ -22,10 +22,12 @@ from flask import g, jsonify, make_response, request
 
 from actinia_resume_plugin import inputs, keys, planner
 from actinia_resume_plugin.api.common import (
-    error_response,
+    ApiError,
+    answers_api_errors,
     iteration_numbers,
     parse_flag,
     query_problem,
+    require_permission,
 )
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.config import current_config
@@ -42,15 +44,6 @@ PREFIX = "resource_id-"
 #: The query parameters of PUT; any other is refused (a typo such as
 #: ``?dryrun=true`` would otherwise start a real iteration).
 PUT_QUERY = ("dry_run", "from_step")
-
-
-class ResumeError(Exception):
-    """A PUT that cannot be carried out: HTTP status and message."""
-
-    def __init__(self, http_code: int, message: str):
-        super().__init__(message)
-        self.http_code = http_code
-        self.message = message
 
 
 def full_resource_id(resource_id: str) -> str:
@@ -73,14 +66,13 @@ def iteration_documents(resource_logger, user_id: str, resource_id: str):
 class ResumeResourceManager(ResourceManager):
     """actinia's ResourceManager with iteration-safe GET and our PUT."""
 
+    @answers_api_errors
     def get(self, user_id, resource_id):
         """Latest iteration (``resource_id-…``) or all iterations (id only)."""
-        denied = self.check_permissions(user_id=user_id)
-        if denied:
-            return denied
+        require_permission(self, user_id)
         docs = iteration_documents(self.resource_logger, user_id, resource_id)
         if not docs:
-            return error_response(400, "Resource does not exist")
+            raise ApiError(400, "Resource does not exist")
         if resource_id.startswith(PREFIX):
             http_code, model = docs[max(docs)]
             return make_response(jsonify(model), http_code)
@@ -91,21 +83,21 @@ class ResumeResourceManager(ResourceManager):
             200, {"Content-Type": "application/json"},
         )
 
+    @answers_api_errors
     def delete(self, user_id, resource_id):
         """Request the termination of the job's latest iteration (by number:
         actinia-core's string comparison would pick iteration 9 over 10)."""
-        denied = self.check_permissions(user_id=user_id)
-        if denied:
-            return denied
+        require_permission(self, user_id)
         rid = full_resource_id(resource_id)
         docs = iteration_documents(self.resource_logger, user_id, rid)
         if not docs:
-            return error_response(400, "Resource does not exist")
+            raise ApiError(400, "Resource does not exist")
         self.resource_logger.commit_termination(user_id, rid, max(docs))
         return make_response(jsonify({
             "status": "accepted",
             "message": "Termination request committed"}), 200)
 
+    @answers_api_errors
     def put(self, user_id, resource_id):
         """Resume a failed job from its interim results.
 
@@ -117,27 +109,22 @@ class ResumeResourceManager(ResourceManager):
         through (the new iteration is `accepted` before the lock is
         released, so later PUTs are refused by status).
         """
-        try:
-            return self._resume(user_id, full_resource_id(resource_id))
-        except ResumeError as exc:
-            return error_response(exc.http_code, exc.message)
+        return self._resume(user_id, full_resource_id(resource_id))
 
     # ------------------------------------------------------------------
     def _resume(self, user_id: str, resource_id: str):
-        denied = self.check_permissions(user_id=user_id)
-        if denied:
-            return denied
+        require_permission(self, user_id)
         dry_run, from_step = self._put_query()
         requested = self._requested_chain()
         config = current_config()
         if not config.enabled:
-            raise ResumeError(
+            raise ApiError(
                 400, "Interim results are not set in the configuration "
                 "([MISC] save_interim_results is False), so jobs cannot be "
                 "resumed")
         docs = iteration_documents(self.resource_logger, user_id, resource_id)
         if not docs:
-            raise ResumeError(404, f"Resource {resource_id} does not exist")
+            raise ApiError(404, f"Resource {resource_id} does not exist")
         iteration = max(docs)
         _, latest = docs[iteration]
         self._check_resumable(latest, user_id, resource_id, iteration,
@@ -150,13 +137,13 @@ class ResumeResourceManager(ResourceManager):
         core_class = job.get("core_class") or config.core_class_for(
             origin["endpoint"])
         if core_class not in RESUMABLE_RESOURCES:
-            raise ResumeError(
+            raise ApiError(
                 400, f"Jobs of endpoint {origin['endpoint']} cannot be "
                 "resumed: it is not listed in "
                 "save_interim_results_endpoints_cfg")
         chain = requested or job.get("chain") or origin["chain"]
         if not chain:
-            raise ResumeError(400, "No usable process chain is stored for "
+            raise ApiError(400, "No usable process chain is stored for "
                               "this job; send the complete process chain "
                               "in the PUT")
         plan = self._plan(chain, job, store, from_step)
@@ -174,7 +161,7 @@ class ResumeResourceManager(ResourceManager):
         kvdb = kvdb_client(global_config)
         lock = keys.put_lock(user_id, resource_id)
         if not kvdb.set(lock, "1", nx=True, ex=keys.PUT_LOCK_SECONDS):
-            raise ResumeError(
+            raise ApiError(
                 409, "Another PUT for this job is being processed")
         try:
             # the job may have moved on between planning and the lock
@@ -182,7 +169,7 @@ class ResumeResourceManager(ResourceManager):
                                        resource_id)
             iteration = max(docs, default=None)
             if iteration != planned:
-                raise ResumeError(
+                raise ApiError(
                     409, f"Iteration {iteration} of this job was started "
                     "meanwhile; PUT again for a new plan")
             self._check_resumable(docs[iteration][1], user_id, resource_id,
@@ -198,14 +185,14 @@ class ResumeResourceManager(ResourceManager):
         parameters and values that are not understood are refused."""
         problem = query_problem(request.args, PUT_QUERY)
         if problem:
-            raise ResumeError(400, f"{problem}; nothing was done")
+            raise ApiError(400, f"{problem}; nothing was done")
         try:
             dry_run = parse_flag("dry_run", request.args.get("dry_run"))
         except ValueError as exc:
-            raise ResumeError(400, f"{exc}; nothing was done") from None
+            raise ApiError(400, f"{exc}; nothing was done") from None
         from_step = request.args.get("from_step")
         if from_step is not None and not from_step.strip():
-            raise ResumeError(400, "Query parameter from_step is empty: give "
+            raise ApiError(400, "Query parameter from_step is empty: give "
                               "a step id or a 0-based step number")
         return dry_run, from_step
 
@@ -218,7 +205,7 @@ class ResumeResourceManager(ResourceManager):
         ``commit`` (a real PUT; a dry run changes nothing)."""
         status = model.get("status")
         if status == "finished":
-            raise ResumeError(
+            raise ApiError(
                 409, f"Resource is {status}; PUT is only possible for jobs "
                 "that ended with an error or were terminated")
         if status not in ("accepted", "running"):
@@ -229,11 +216,11 @@ class ResumeResourceManager(ResourceManager):
         state, why = judge_job(kvdb_client(global_config), user_id,
                                resource_id, iteration, status, job_record)
         if state is JobState.ALIVE:
-            raise ResumeError(
+            raise ApiError(
                 409, f"Resource is {status} ({why}); terminate it first "
                 "(DELETE on the status URL)")
         if state is JobState.WAITING:
-            raise ResumeError(
+            raise ApiError(
                 409, f"Resource is accepted and waiting in the queue: {why}. "
                 "PUT is only possible for jobs that ended with an error, "
                 "were terminated or whose worker died")
@@ -276,15 +263,15 @@ class ResumeResourceManager(ResourceManager):
         try:
             chain = json.loads(raw)
         except RecursionError:
-            raise ResumeError(
+            raise ApiError(
                 400, "The PUT body is not valid JSON for a process chain: "
                 "it is nested too deeply") from None
         except ValueError as exc:
-            raise ResumeError(
+            raise ApiError(
                 400, f"The PUT body is not valid JSON: {exc}") from None
         problem = chain_problem(chain)
         if problem:
-            raise ResumeError(400, f"The PUT body is refused. {problem}")
+            raise ApiError(400, f"The PUT body is refused. {problem}")
         return chain
 
     @staticmethod
@@ -311,7 +298,7 @@ class ResumeResourceManager(ResourceManager):
                     current_config().include_additional_mapset_pattern),
                 damage=store.damage, from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
-            raise ResumeError(400, str(exc)) from None
+            raise ApiError(400, str(exc)) from None
         result["forced_from"] = from_position
         if not job.found and not snapshots:
             result["notice"] = ("No interim results are stored for this "

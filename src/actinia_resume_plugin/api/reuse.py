@@ -22,9 +22,8 @@ import re
 from flask import jsonify, make_response, request
 
 from actinia_resume_plugin import planner
-from actinia_resume_plugin.api.common import parse_flag
+from actinia_resume_plugin.api.common import ApiError, parse_flag
 from actinia_resume_plugin.api.resume import (
-    ResumeError,
     ResumeResourceManager,
     full_resource_id,
 )
@@ -38,26 +37,26 @@ _RESOURCE_ID = re.compile(r"^(resource_id-)?[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 def reuse_plan(user_id: str, project: str, mapset: str | None,
                endpoint: str) -> dict:
-    """The resume plan of a POST with ``?reuse=`` (raises ResumeError with
+    """The resume plan of a POST with ``?reuse=`` (raises ApiError with
     a 4xx for anything that cannot be honoured)."""
     config = current_config()
     if not config.reuse_interim_results:
-        raise ResumeError(
+        raise ApiError(
             400, "Reuse of interim results across jobs is disabled in this "
             "deployment ([MISC] reuse_interim_results = False); POST without "
             "?reuse= or resume the failed job with PUT on its status URL")
     if not config.enabled:
-        raise ResumeError(
+        raise ApiError(
             400, "Interim results are not saved in this deployment "
             "([MISC] save_interim_results is False): nothing to reuse")
     core_class = config.core_class_for(endpoint)
     if core_class is None:
-        raise ResumeError(400, f"Jobs of endpoint {endpoint} cannot reuse "
+        raise ApiError(400, f"Jobs of endpoint {endpoint} cannot reuse "
                           "interim results")
     chain = _posted_chain()
     value = request.args.get("reuse", "").strip()
     if not value:
-        raise ResumeError(400, "reuse= needs 'latest' or the resource id of "
+        raise ApiError(400, "reuse= needs 'latest' or the resource id of "
                           "one of your earlier jobs")
     wanted = {"project": project, "core_class": core_class}
     if core_class == "AsyncPersistentResource":
@@ -65,7 +64,7 @@ def reuse_plan(user_id: str, project: str, mapset: str | None,
     if value == LATEST:
         return _best_plan(user_id, chain, wanted)
     if not _RESOURCE_ID.match(value):
-        raise ResumeError(400, f"reuse={value!r}: expected 'latest' or a "
+        raise ApiError(400, f"reuse={value!r}: expected 'latest' or a "
                           "resource id")
     return _plan_from(user_id, full_resource_id(value), chain, wanted)
 
@@ -74,7 +73,7 @@ def dry_run_requested() -> bool:
     try:
         return parse_flag("dry_run", request.args.get("dry_run"))
     except ValueError as exc:
-        raise ResumeError(400, str(exc)) from None
+        raise ApiError(400, str(exc)) from None
 
 
 def dry_run_response(plan: dict):
@@ -89,7 +88,7 @@ def _posted_chain() -> dict:
     if (not isinstance(chain, dict) or not isinstance(chain.get("list"), list)
             or not chain["list"]
             or not all(isinstance(s, dict) for s in chain["list"])):
-        raise ResumeError(400, "reuse= needs a process chain in the POST "
+        raise ApiError(400, "reuse= needs a process chain in the POST "
                           "body: a JSON object with a non-empty 'list' of "
                           "steps")
     return chain
@@ -112,13 +111,13 @@ def _plan_from(user_id: str, resource_id: str, chain: dict,
     roots = {root.name: root
              for root in list_job_roots(config.resource_dir, user_id)}
     if resource_id not in roots:
-        raise ResumeError(400, f"reuse={resource_id}: you have no interim "
+        raise ApiError(400, f"reuse={resource_id}: you have no interim "
                           "results of such a job")
     store = SnapshotStore(roots[resource_id])
     job = read_job_record(store.root)
     why = _usable_job(job, wanted)
     if why:
-        raise ResumeError(400, f"reuse={resource_id}: cannot be reused: "
+        raise ApiError(400, f"reuse={resource_id}: cannot be reused: "
                           f"{why}")
     return _with_source(ResumeResourceManager._plan(chain, job, store, None),
                         resource_id)
@@ -137,7 +136,7 @@ def _best_plan(user_id: str, chain: dict, wanted: dict) -> dict:
             continue
         try:
             plan = ResumeResourceManager._plan(chain, job, store, None)
-        except ResumeError:
+        except ApiError:
             continue
         key = (plan["steps_reused"], job.get("updated") or 0)
         if plan["restore_snapshot"] is not None and (
