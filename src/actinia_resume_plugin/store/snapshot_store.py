@@ -233,10 +233,15 @@ class Entry(NamedTuple):
         if not isinstance(doc, list) or not doc:
             raise ValueError("entry is not a list")
         kind = doc[0]
-        if kind == "f" and len(doc) == 7 and _is_object_name(doc[4]) \
-                and all(_is_int(v) for v in (doc[1], doc[2], doc[3], doc[5],
-                                              doc[6])):
-            return cls("f", doc[1], doc[2], doc[3], doc[4], doc[5], doc[6])
+        # ``type(v) is int`` (not isinstance): bool is no int here, and a
+        # manifest of 100,000 entries is parsed in a fraction of a second
+        if kind == "f" and len(doc) == 7:
+            _, mode, size, mtime_ns, obj, oino, octime = doc
+            if (type(mode) is int and type(size) is int  # noqa: E721
+                    and type(mtime_ns) is int and type(oino) is int  # noqa: E721
+                    and type(octime) is int  # noqa: E721
+                    and _is_object_name(obj)):
+                return cls("f", mode, size, mtime_ns, obj, oino, octime)
         if kind == "l" and len(doc) == 3 and _is_int(doc[1]) \
                 and isinstance(doc[2], str):
             return cls("l", doc[1], target=doc[2])
@@ -589,8 +594,8 @@ def _delta(old: dict, new: dict) -> tuple[dict, list]:
     """Entries of ``new`` whose content differs from ``old``, and the paths
     ``old`` has that ``new`` lacks."""
     changed = {rel: e for rel, e in new.items()
-               if (prev := old.get(rel)) is None
-               or prev.content() != e.content()}
+               if (prev := old.get(rel)) is not e
+               and (prev is None or prev.content() != e.content())}
     removed = [rel for rel in old if rel not in new]
     return changed, removed
 
@@ -650,6 +655,11 @@ class SnapshotStore:
     def __init__(self, root: PathLike):
         self.root = Path(root)
         self._live: _Live | None = None
+        # str, not Path: object_path() runs once per file of a mapset
+        self._objects = os.path.join(os.fspath(self.root), OBJECTS_DIR)
+        # step -> (stat key of manifest.json, parsed manifest); dropped when
+        # saving and after a restore so that it never adds to a job's RSS
+        self._manifests: dict = {}
 
     # ------------------------------------------------------------- paths
     @property
@@ -664,17 +674,31 @@ class SnapshotStore:
         return self.steps_dir / _step_dirname(step)
 
     def object_path(self, obj: str) -> str:
-        return os.path.join(self.objects_dir, obj[:2], obj[2:])
+        return f"{self._objects}/{obj[:2]}/{obj[2:]}"
 
     # ------------------------------------------------------------- readers
     def _read_manifest(self, step: int) -> _Manifest | None:
+        """The parsed manifest of ``step`` (None: missing or invalid).
+
+        A resume reads the same manifests several times (plan, damage
+        check, restore); a manifest of 100,000 entries takes about half a
+        second to parse, so parsed ones are kept while the file is the same
+        (a committed manifest is only ever replaced by a rename: new inode).
+        """
         path = self.step_path(step)
         try:
             with open(path / MANIFEST_NAME, encoding="utf-8") as handle:
+                st = os.fstat(handle.fileno())
+                key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                cached = self._manifests.get(step)
+                if cached is not None and cached[0] == key:
+                    return cached[1]
                 doc = json.load(handle)
-            return _parse_manifest(doc, step, path)
+            manifest = _parse_manifest(doc, step, path)
         except (OSError, ValueError, RecursionError, TypeError):
             return None
+        self._manifests[step] = (key, manifest)
+        return manifest
 
     def _candidate_steps(self) -> list[int]:
         try:
@@ -808,6 +832,7 @@ class SnapshotStore:
         ``entries_written`` and ``seconds``.
         """
         started = time.monotonic()
+        self._manifests.clear()
         dirname = _step_dirname(step)
         _check_part_names(parts)
         meta = dict(meta or {})
@@ -872,7 +897,11 @@ class SnapshotStore:
         entries = {}
         for rel, kind, st in _walk(src):
             if kind == "d":
-                entries[rel] = Entry("d", st.st_mode)
+                prev = known.get(rel)
+                # the same Entry object for an unchanged path: _delta then
+                # skips it by identity
+                entries[rel] = prev if prev is not None and prev.kind == "d" \
+                    and prev.mode == st.st_mode else Entry("d", st.st_mode)
                 continue
             if kind == "l":
                 try:
@@ -885,7 +914,9 @@ class SnapshotStore:
             prev = known.get(rel)
             if prev is not None and prev.live == key and (
                     not prev.racy or self._racy_unchanged(src, rel, prev)):
-                entries[rel] = prev._replace(racy=_is_racy(st.st_mtime_ns, t0))
+                racy = _is_racy(st.st_mtime_ns, t0)
+                entries[rel] = prev if racy == prev.racy else \
+                    prev._replace(racy=racy)
                 continue
             entries[rel] = Entry("f", st.st_mode, st.st_size, st.st_mtime_ns,
                                  live=key, racy=_is_racy(st.st_mtime_ns, t0))
@@ -1103,6 +1134,7 @@ class SnapshotStore:
                    for e in entries.values() if e.kind == "f"}
         self._live = _Live(step, manifest.id, live_state,
                            {n: modes[n] for n in names}, sources, objects)
+        self._manifests.clear()
         return names
 
     def _restore_part(self, step, name, entries, mode, target: Path, t0):
@@ -1206,6 +1238,7 @@ class SnapshotStore:
         keep = set(keep)
         candidates = self._candidate_steps()
         doomed = [s for s in candidates if s not in keep]
+        self._manifests.clear()
         if not doomed:
             return []
         cache: dict = {}
