@@ -269,3 +269,26 @@ def test_failed_removal_is_reported(resources, monkeypatch):
     assert result.removed == [] and result.freed_bytes == 0
     assert result.errors[0]["resource_id"] == "resource_id-a"
     assert "denied" in result.errors[0]["error"]
+
+
+def test_eviction_removes_least_recently_used_ended_jobs_only(resources):
+    """Interim results as a cache (reuse across jobs): room is made from the
+    oldest ended jobs; running jobs and the ones named to keep stay."""
+    sizes = {}
+    for age, (rid, status) in enumerate([
+            ("resource_id-old", "error"), ("resource_id-running", "running"),
+            ("resource_id-kept", "error"), ("resource_id-new", "error")]):
+        root = resources / USER / "interim" / rid
+        write(root / "objects" / "ab" / "c", bytes(1000))
+        write(root / "job.json", f'{{"status": "{status}"}}'.encode())
+        age_tree(root, 10 - age)
+        sizes[rid] = used_bytes(root)
+    result = rs.evict_unused_interim_results(
+        resources, USER, 1500, keep={"resource_id-kept"})
+    removed = [u["resource_id"] for u in result.removed]
+    assert removed == ["resource_id-old", "resource_id-new"]
+    assert result.freed_bytes == sizes["resource_id-old"] + sizes["resource_id-new"]
+    left = sorted(p.name for p in (resources / USER / "interim").iterdir())
+    assert left == ["resource_id-kept", "resource_id-running"]
+    nothing = rs.evict_unused_interim_results(resources, USER, 10, keep=())
+    assert nothing.removed == [] and nothing.freed_bytes == 0

@@ -46,6 +46,7 @@ __all__ = [
     "StorageReport",
     "StorageUnit",
     "clean_user_storage",
+    "evict_unused_interim_results",
     "expire_interim_results",
     "parse_olderthan",
     "remove_units",
@@ -534,3 +535,31 @@ def _expire_user(resource_dir, user_id, ttl_days, protect, now):
                  == INTERIM_DIR)]
     return remove_units(user_id, units, older_than_seconds=ttl_days * DAY,
                         protect=protect, now=now)
+
+
+def evict_unused_interim_results(resource_dir, user_id: str, need_bytes: int,
+                                 keep: Iterable[str] = ()) -> RemovalResult:
+    """Make room for ``need_bytes`` of interim results of ``user_id`` by
+    removing the interim results of the user's *ended* jobs (job record
+    status ``error``), the least recently used first, never those named in
+    ``keep`` (the job saving, the job it reuses). Interim results that
+    serve reuse across jobs are a cache: when space is needed, the oldest
+    unused go first."""
+    keep = set(keep)
+    report = scan_user_storage(resource_dir, user_id)
+    candidates = sorted(
+        (u for u in report.of_kind(KIND_INTERIM)
+         if u.name not in keep and u.job.get("status") == "error"),
+        key=lambda u: u.newest_mtime)
+    result = RemovalResult()
+    for unit in candidates:
+        if result.freed_bytes >= need_bytes:
+            break
+        try:
+            remove_unit(unit)
+        except OSError as exc:
+            result.errors.append({**unit.to_dict(), "error": str(exc)})
+            continue
+        result.removed.append(unit.to_dict())
+        result.freed_bytes += unit.bytes
+    return result

@@ -46,7 +46,10 @@ from actinia_resume_plugin.store import (
     interim_root,
 )
 from actinia_resume_plugin.store.job_record import read_job_record
-from actinia_resume_plugin.store.resource_storage import storage_usage
+from actinia_resume_plugin.store.resource_storage import (
+    evict_unused_interim_results,
+    storage_usage,
+)
 from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
@@ -305,6 +308,9 @@ class InterimResultsMixin:
             # after the restore, also when the interim result is another
             # job's (reuse across jobs)
             self.restore_store.restore(step, targets, into=self.store)
+            if self.restore_store is not self.store:
+                # reused: recently used for retention and for eviction
+                os.utime(self.restore_store.root)
         except (OSError, SnapshotError) as exc:
             self.message_logger.error(
                 f"Restoring the interim result of step {step} failed: {exc}")
@@ -364,6 +370,37 @@ class InterimResultsMixin:
                                     - storage_usage(user_dir))
         return max(self._storage_budget, 0)
 
+    def _save(self, position: int, at_failure: bool):
+        return self.store.save(
+            position, self._snapshot_parts(),
+            self._snapshot_meta(position, at_failure),
+            # at a failure (onError) the others are pruned: self-contained
+            budget_bytes=self._budget(), full=at_failure,
+        )
+
+    def _save_making_room(self, position: int, at_failure: bool):
+        """With reuse across jobs on, interim results of ended jobs are a
+        cache: when the quota is reached, the least recently used of them
+        are removed (never this job's or the one it reuses) and the save
+        is tried once more."""
+        try:
+            return self._save(position, at_failure)
+        except SnapshotBudgetExceeded as exc:
+            if not self.resume_config.reuse_interim_results:
+                raise
+            keep = {self.resource_id,
+                    self.resume_plan.get("source_resource_id")}
+            evicted = evict_unused_interim_results(
+                self.resume_config.resource_dir, self.user_id,
+                exc.needed - exc.budget, keep=keep)
+            if not evicted.removed:
+                raise
+            self.message_logger.info(
+                f"Removed {len(evicted.removed)} unused interim result(s) "
+                f"({evicted.freed_bytes} bytes) to make room")
+            self._storage_budget = None
+            return self._save(position, at_failure)
+
     def _save_interim_result(self, position: int, at_failure: bool = False):
         """Save the interim result after ``position``. A full quota or disk
         stops saving for the rest of the job (the job itself goes on) and
@@ -371,12 +408,7 @@ class InterimResultsMixin:
         if self.temp_mapset_path is None or self.snapshot_note:
             return None
         try:
-            info = self.store.save(
-                position, self._snapshot_parts(),
-                self._snapshot_meta(position, at_failure),
-                # at a failure (onError) the others are pruned: self-contained
-                budget_bytes=self._budget(), full=at_failure,
-            )
+            info = self._save_making_room(position, at_failure)
         except SnapshotBudgetExceeded as exc:
             quota = self.resume_config.resource_quota_gb
             self._stop_saving(
