@@ -290,5 +290,6 @@ def test_eviction_removes_least_recently_used_ended_jobs_only(resources):
     assert result.freed_bytes == sizes["resource_id-old"] + sizes["resource_id-new"]
     left = sorted(p.name for p in (resources / USER / "interim").iterdir())
     assert left == ["resource_id-kept", "resource_id-running"]
-    nothing = rs.evict_unused_interim_results(resources, USER, 10, keep=())
+    nothing = rs.evict_unused_interim_results(
+        resources, USER, 10, keep={"resource_id-kept"})
     assert nothing.removed == [] and nothing.freed_bytes == 0
