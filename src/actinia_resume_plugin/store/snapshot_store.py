@@ -850,6 +850,10 @@ class SnapshotStore:
             if _is_no_space(exc):
                 raise SnapshotNoSpace(str(exc)) from exc
             raise
+        # the paths of 100,000 new files are no longer needed: free them
+        # before the manifest is built (the job's peak memory)
+        new_files = len(plan.new_files)
+        plan.new_files = []
         base = self._live
         if full or base is None or base.step >= step:
             base = None
@@ -857,7 +861,7 @@ class SnapshotStore:
         meta.update(
             bytes_copied=written[1], files_copied=written[0],
             files_unchanged=sum(e.kind == "f" for s in plan.state.values()
-                                for e in s.values()) - len(plan.new_files),
+                                for e in s.values()) - new_files,
             entries_written=sum(len(p["changed"]) + len(p["removed"])
                                 for p in manifest["parts"].values()),
         )
