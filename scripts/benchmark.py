@@ -303,7 +303,9 @@ class ProcWatcher(threading.Thread):
                 for tok in self.tokens:
                     if tok not in self.first_seen and tok in cmd:
                         self.first_seen[tok] = now
-                        if self.job_pid is None:
+                        # only the FIRST step marks the job process: a
+                        # later one would give a baseline taken too late
+                        if self.job_pid is None and tok == self.tokens[0]:
                             self.job_pid = _ppid(pid)
             self.stop_.wait(self.interval)
 
