@@ -458,12 +458,15 @@ def _syncfs(path: PathLike) -> None:
         os.close(fd)
 
 
-def _write_json_atomic(path: Path, data: object) -> None:
+def _write_json_atomic(path: Path, data: object, writer=None) -> None:
     """Write ``data`` as JSON: tmp file in the same dir, fsync, os.replace."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, separators=(",", ":")))
+            if writer is not None:
+                writer(handle, data)
+            else:
+                handle.write(json.dumps(data, separators=(",", ":")))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -572,13 +575,40 @@ def _parse_manifest(doc, step: int, path: Path) -> _Manifest:
                      meta=meta, parts=parsed, path=path)
 
 
-def _delta(old: dict, new: dict) -> tuple[dict, list]:
+#: Entries encoded per ``json.dumps`` call when a manifest is written.
+_MANIFEST_CHUNK = 4096
+
+
+def _write_manifest(handle, manifest: dict) -> None:
+    """Write a manifest whose parts hold :class:`Entry` objects, encoding
+    the entries in chunks: a step that adds 100,000 files never holds their
+    JSON (lists, then one 12 MB string) in memory at once."""
+    head = {k: v for k, v in manifest.items() if k != "parts"}
+    handle.write(json.dumps(head, separators=(",", ":"))[:-1])
+    handle.write(',"parts":{')
+    for number, (name, part) in enumerate(manifest["parts"].items()):
+        handle.write(("," if number else "") + json.dumps(name) + ':{"mode":'
+                     + str(part["mode"]) + ',"removed":'
+                     + json.dumps(part["removed"]) + ',"changed":{')
+        items = list(part["changed"].items())
+        for start in range(0, len(items), _MANIFEST_CHUNK):
+            chunk = {rel: e.to_json()
+                     for rel, e in items[start:start + _MANIFEST_CHUNK]}
+            handle.write(("," if start else "")
+                         + json.dumps(chunk, separators=(",", ":"))[1:-1])
+        handle.write("}}")
+    handle.write("}}")
+
+
+def _delta(old: dict, new: dict, fresh=None) -> tuple[dict, list]:
     """Entries of ``new`` whose content differs from ``old``, and the paths
-    ``old`` has that ``new`` lacks."""
-    changed = {rel: e for rel, e in new.items()
-               if (prev := old.get(rel)) is not e
+    ``old`` has that ``new`` lacks. ``fresh``: the only paths of ``new``
+    that may differ (the others hold ``old``'s very entry objects)."""
+    candidates = new if fresh is None else fresh
+    changed = {rel: e for rel in candidates
+               if (prev := old.get(rel)) is not (e := new[rel])
                and (prev is None or prev.content() != e.content())}
-    removed = [rel for rel in old if rel not in new]
+    removed = sorted(old.keys() - new.keys())
     return changed, removed
 
 
@@ -629,6 +659,8 @@ class _SavePlan:
     sources: dict
     new_files: list  # (part, rel, src path)
     bytes_needed: int
+    # part -> paths whose entry is not the object of the previous state
+    fresh: dict = field(default_factory=dict)
     files: int = 0
 
 
@@ -823,13 +855,17 @@ class SnapshotStore:
             if _is_no_space(exc):
                 raise SnapshotNoSpace(str(exc)) from exc
             raise
+        # the paths of 100,000 new files are no longer needed: free them
+        # before the manifest is built (the job's peak memory)
+        new_files = len(plan.new_files)
+        plan.new_files = []
         base = self._live
         if full or base is None or base.step >= step or base.foreign:
             base = None  # a self-contained manifest
         manifest = self._manifest_doc(step, plan, base, meta)
         meta.update(
             bytes_copied=written[1], files_copied=written[0],
-            files_unchanged=plan.files - len(plan.new_files),
+            files_unchanged=plan.files - new_files,
             entries_written=sum(len(p["changed"]) + len(p["removed"])
                                 for p in manifest["parts"].values()),
         )
@@ -870,9 +906,12 @@ class SnapshotStore:
         """Walk one live dir (its files, dirs and symlinks; never
         ``.gislock`` files, ``.tmp`` dirs or special files). This is the hot
         loop of every save, one ``lstat`` per path: an unchanged file costs
-        a dict lookup and reuses its entry object."""
+        a dict lookup and reuses its entry object; the paths that got a new
+        entry object are the only candidates for the delta."""
         entries = {}
+        fresh = plan.fresh.setdefault(name, [])
         new_files = plan.new_files
+        live_key, is_racy, get = _live_key, _is_racy, known.get
         stack = [""]
         while stack:
             rel_dir = stack.pop()
@@ -895,9 +934,9 @@ class SnapshotStore:
                 rel = prefix + item.name
                 mode = st.st_mode
                 if S_ISREG(mode):
-                    key = _live_key(st)
-                    racy = _is_racy(st.st_mtime_ns, t0)
-                    prev = known.get(rel)
+                    key = live_key(st)
+                    racy = is_racy(st.st_mtime_ns, t0)
+                    prev = get(rel)
                     if prev is not None and prev.live == key and (
                             not prev.racy
                             or self._racy_unchanged(src, rel, prev)):
@@ -906,15 +945,19 @@ class SnapshotStore:
                         continue
                     entries[rel] = Entry("f", mode, st.st_size,
                                          st.st_mtime_ns, live=key, racy=racy)
+                    fresh.append(rel)
                     new_files.append((name, rel, item.path))
                     plan.bytes_needed += st.st_size
                 elif S_ISDIR(mode):
                     if item.name in EXCLUDED_DIR_NAMES:
                         continue
-                    prev = known.get(rel)
-                    entries[rel] = prev if prev is not None \
-                        and prev.kind == "d" and prev.mode == mode \
-                        else Entry("d", mode)
+                    prev = get(rel)
+                    if prev is not None and prev.kind == "d" \
+                            and prev.mode == mode:
+                        entries[rel] = prev
+                    else:
+                        entries[rel] = Entry("d", mode)
+                        fresh.append(rel)
                     stack.append(rel)
                 elif S_ISLNK(mode):
                     try:
@@ -922,6 +965,7 @@ class SnapshotStore:
                     except OSError:
                         continue
                     entries[rel] = Entry("l", mode, target=target)
+                    fresh.append(rel)
         return entries
 
     @staticmethod
@@ -1042,10 +1086,12 @@ class SnapshotStore:
         parts = {}
         for name, entries in plan.state.items():
             old = base.state.get(name, {}) if base else {}
-            changed, removed = _delta(old, entries)
+            changed, removed = _delta(
+                old, entries, plan.fresh.get(name)
+                if base and plan.sources[name] == base.sources.get(name)
+                else None)
             parts[name] = {
-                "mode": plan.modes[name],
-                "changed": {rel: e.to_json() for rel, e in changed.items()},
+                "mode": plan.modes[name], "changed": changed,
                 "removed": removed,
             }
         return {
@@ -1067,7 +1113,7 @@ class SnapshotStore:
         try:
             staging.mkdir()
             with open(staging / MANIFEST_NAME, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(manifest, separators=(",", ":")))
+                _write_manifest(handle, manifest)
                 handle.flush()
                 os.fsync(handle.fileno())
             _fsync_path(staging, directory=True)
@@ -1305,11 +1351,11 @@ class SnapshotStore:
             "step": manifest.step, "base": None, "base_id": None,
             "created": manifest.created, "meta": manifest.meta,
             "parts": {name: {"mode": modes[name], "removed": [],
-                             "changed": {r: e.to_json()
-                                         for r, e in entries.items()}}
+                             "changed": entries}
                       for name, entries in state.items()},
         }
-        _write_json_atomic(manifest.path / MANIFEST_NAME, doc)
+        _write_json_atomic(manifest.path / MANIFEST_NAME, doc,
+                           writer=_write_manifest)
 
     def collect_garbage(self) -> int:
         """Remove objects no committed snapshot refers to (left by pruning
