@@ -16,6 +16,7 @@ from actinia_resume_plugin.store import (
     SnapshotNotFound,
     SnapshotStore,
     interim_root,
+    live_listing,
 )
 from actinia_resume_plugin.store import snapshot_store as ss
 
@@ -41,6 +42,15 @@ def make_mapset(base, old=True, tag=b"\x01"):
     write(base / "cellhd" / "elev", "rows: 10\n", t)
     write(base / "sqlite" / "sqlite.db", b"S" * 4096, t)
     return base
+
+
+@pytest.fixture(autouse=True, params=["find", "python"])
+def lister(request, monkeypatch):
+    """Every store test runs with both ways of listing the live dirs: GNU
+    find (the fast path) and the Python walk (its fallback)."""
+    if request.param == "python":
+        monkeypatch.setattr(live_listing, "_find_command", lambda *a: None)
+    return request.param
 
 
 @pytest.fixture
@@ -235,6 +245,7 @@ def coarse_fs(monkeypatch):
     rule can catch it."""
     monkeypatch.setattr(
         ss, "_live_key", lambda st: (st.st_size, st.st_mtime_ns, 0, 0, st.st_mode))
+    monkeypatch.setattr(live_listing, "KEY_FORMAT", "%y %m %s %T@ 0 0")
 
 
 def rewrite_same_stat(path, data):

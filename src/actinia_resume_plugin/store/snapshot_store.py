@@ -23,6 +23,8 @@ Design rules (the *why*):
   or restored before), and only files whose content is new are written, once,
   as objects. Unchanged files cost one ``lstat`` in the walk and nothing on
   disk, whatever the mapset's size (restic/borg store data the same way).
+  The walk is GNU ``find`` running beside this process
+  (:mod:`.live_listing`); a Python walk is the fallback.
 * **Exact change detection without hashing the mapset.** A live file is
   unchanged when its stat (size, mtime_ns, inode, ctime_ns, mode) equals the
   one recorded in memory when it was last saved or restored. A file written
@@ -61,11 +63,12 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from stat import S_ISDIR, S_ISLNK, S_ISREG
+from stat import S_IFDIR, S_IFLNK, S_ISDIR, S_ISLNK, S_ISREG
 from typing import NamedTuple, Union
 
 import xxhash
 
+from . import live_listing
 from .job_record import JOB_FILE, read_job_record
 
 __all__ = [
@@ -903,6 +906,85 @@ class SnapshotStore:
         return plan
 
     def _plan_part(self, name, src, t0, known, plan) -> dict:
+        """Walk one live dir with GNU find (:mod:`.live_listing`), or in
+        Python where find cannot list it; what ``find`` added to ``plan``
+        before failing is undone first."""
+        fresh = plan.fresh.setdefault(name, [])
+        undo = (len(fresh), len(plan.new_files), plan.bytes_needed)
+        try:
+            return self._plan_part_listed(name, src, t0, known, plan)
+        except live_listing.ListingUnavailable:
+            del fresh[undo[0]:]
+            del plan.new_files[undo[1]:]
+            plan.bytes_needed = undo[2]
+            return self._plan_part_walked(name, src, t0, known, plan)
+
+    def _plan_part_listed(self, name, src, t0, known, plan) -> dict:
+        """The hot loop of every save at many files: ``find`` stats, this
+        process compares. An unchanged file (equal stat key, not racy) costs
+        a dict lookup and a string comparison and reuses its entry object;
+        anything else goes through :meth:`_listed_file`."""
+        entries = {}
+        fresh = plan.fresh[name]
+        get = known.get
+        listing = live_listing.list_tree(src, EXCLUDED_FILE_NAMES,
+                                         EXCLUDED_DIR_NAMES)
+        try:
+            for chunk in listing:
+                for key, rel in zip(chunk[::2], chunk[1::2], strict=True):
+                    kind = key[0]
+                    prev = get(rel)
+                    if kind == "f":
+                        if prev is not None and prev.live == key \
+                                and not prev.racy:
+                            entries[rel] = prev
+                        else:
+                            self._listed_file(name, src, rel, key, prev, t0,
+                                              plan, entries)
+                    elif kind == "d":
+                        mode = S_IFDIR | int(key.split(" ", 2)[1], 8)
+                        if prev is not None and prev.kind == "d" \
+                                and prev.mode == mode:
+                            entries[rel] = prev
+                        else:
+                            entries[rel] = Entry("d", mode)
+                            fresh.append(rel)
+                    elif kind == "l":
+                        try:
+                            target = os.readlink(os.path.join(src, rel))
+                        except OSError:
+                            continue
+                        mode = S_IFLNK | int(key.split(" ", 2)[1], 8)
+                        entries[rel] = Entry("l", mode, target=target)
+                        fresh.append(rel)
+        finally:
+            listing.close()
+        return entries
+
+    def _listed_file(self, name, src, rel, key, prev, t0, plan, entries):
+        """A file whose listed stat key is not known as unchanged: compare
+        by the Python stat key (entries restored or walked in Python), by
+        content (racy entries), or take it as new."""
+        path = os.path.join(src, rel)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not S_ISREG(st.st_mode):
+            raise live_listing.ListingUnavailable(f"{rel} changed its type")
+        racy = _is_racy(st.st_mtime_ns, t0)
+        if prev is not None and prev.kind == "f" and (
+                prev.live == key or prev.live == _live_key(st)) and (
+                not prev.racy or self._racy_unchanged(src, rel, prev)):
+            entries[rel] = prev._replace(live=key, racy=racy)
+            return
+        entries[rel] = Entry("f", st.st_mode, st.st_size, st.st_mtime_ns,
+                             live=key, racy=racy)
+        plan.fresh[name].append(rel)
+        plan.new_files.append((name, rel, path))
+        plan.bytes_needed += st.st_size
+
+    def _plan_part_walked(self, name, src, t0, known, plan) -> dict:
         """Walk one live dir (its files, dirs and symlinks; never
         ``.gislock`` files, ``.tmp`` dirs or special files). This is the hot
         loop of every save, one ``lstat`` per path: an unchanged file costs

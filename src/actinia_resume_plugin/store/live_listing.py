@@ -1,0 +1,122 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""List a live directory tree with GNU ``find``: the stat walk of a save.
+
+Why not Python: every save stats every path of the live mapset to find what
+the step changed. At 100,000 files a Python ``scandir``/``lstat`` loop costs
+about 0.75 s of interpreter time on top of the 0.2 s the kernel needs; GNU
+``find`` does the stat calls in C in its own process while this one reads
+its output in parallel, and an unchanged file then costs one dict lookup and
+one string comparison. Each path comes with an opaque *stat key*: the text
+``find`` prints for the stat fields that change on any write (see
+:data:`KEY_FORMAT`); equal keys mean an unchanged file, as equal
+``os.stat`` tuples do in the Python walk.
+
+Where ``find`` is not GNU find (busybox in Alpine based images), is missing,
+or fails for any reason (a path vanished while listing, permissions), the
+caller falls back to its Python walk: :class:`ListingUnavailable`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator
+
+__all__ = ["KEY_FORMAT", "ListingUnavailable", "list_tree"]
+
+#: The stat key ``find`` prints for each path. Type and permission bits come
+#: first (the lister reads them), then size, mtime, inode and ctime: what
+#: ``snapshot_store._live_key`` compares for the Python walk.
+KEY_FORMAT = "%y %m %s %T@ %i %C@"
+
+#: Bytes read from ``find`` at a time (and its pipe size): parsing one chunk
+#: overlaps with ``find`` stat-ing the next paths.
+_CHUNK = 1 << 20
+
+_gnu_find: dict[str, bool] = {}
+
+
+class ListingUnavailable(Exception):
+    """``find`` cannot list this tree; use the Python walk."""
+
+
+def _find_command(src: str, excluded_files: Iterable[str],
+                  excluded_dirs: Iterable[str]) -> list[str] | None:
+    find = shutil.which("find")
+    if find is None or not _is_gnu_find(find):
+        return None
+    prune: list[str] = []
+    for name in sorted(excluded_dirs):
+        prune += ["(", "-name", name, "-type", "d", "-prune", ")", "-o"]
+    for name in sorted(excluded_files):
+        prune += ["-name", name, "-prune", "-o"]  # whatever its type
+    # -H: follow ``src`` itself if it is a symlink, as ``os.scandir`` does
+    return [find, "-H", os.path.abspath(src), "-mindepth", "1", *prune,
+            "-printf", KEY_FORMAT + "\\0%P\\0"]
+
+
+def _is_gnu_find(find: str) -> bool:
+    """Only GNU find has ``-printf`` (asked once per process)."""
+    if find not in _gnu_find:
+        try:
+            out = subprocess.run([find, "--version"], capture_output=True,
+                                 stdin=subprocess.DEVNULL, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = b""
+        _gnu_find[find] = b"GNU findutils" in out
+    return _gnu_find[find]
+
+
+def list_tree(src: str, excluded_files: Iterable[str] = (),
+              excluded_dirs: Iterable[str] = ()) -> Iterator[list[str]]:
+    """Yield flat lists ``[key, relpath, key, relpath, …]`` of every path
+    below ``src`` (directories, files, symlinks, special files), skipping
+    files named in ``excluded_files`` and directories named in
+    ``excluded_dirs`` with their contents.
+
+    Paths are decoded as ``os.fsdecode`` does (``os.scandir`` names are
+    equal). Raises :class:`ListingUnavailable` when ``find`` is not GNU
+    find or did not list the whole tree; the caller must then discard what
+    it got and list again another way.
+    """
+    command = _find_command(src, excluded_files, excluded_dirs)
+    if command is None:
+        raise ListingUnavailable("no GNU find")
+    try:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, env={"LC_ALL": "C", "PATH": os.defpath},
+            pipesize=_CHUNK)
+    except OSError as exc:
+        raise ListingUnavailable(str(exc)) from exc
+    try:
+        yield from _records(proc.stdout)
+    finally:
+        proc.stdout.close()
+        code = proc.wait()
+    if code != 0:  # e.g. a path vanished or could not be read
+        raise ListingUnavailable(f"find exited with {code}")
+
+
+def _records(stream) -> Iterator[list[str]]:
+    """Split ``find``'s output into complete ``key, path`` pairs, a chunk at
+    a time; a chunk is cut after a record so no name is split."""
+    fd = stream.fileno()
+    rest = b""
+    while True:
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            break
+        data = rest + chunk if rest else chunk
+        end = data.rfind(b"\0")
+        if end >= 0 and data.count(b"\0") % 2:
+            end = data.rfind(b"\0", 0, end)
+        if end < 0:
+            rest = data
+            continue
+        rest = data[end + 1:]
+        yield os.fsdecode(data[:end]).split("\0")
+    if rest:
+        raise ListingUnavailable("find's output ended within a record")

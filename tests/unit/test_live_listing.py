@@ -1,0 +1,103 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The GNU find listing of a save sees exactly what the Python walk sees."""
+
+import os
+
+import pytest
+
+from actinia_resume_plugin.store import SnapshotStore, live_listing
+from actinia_resume_plugin.store import snapshot_store as ss
+
+pytestmark = pytest.mark.skipif(
+    live_listing._find_command(".", (), ()) is None,
+    reason="no GNU find on this machine")
+
+ODD_NAMES = ["with space", "new\nline", "tab\tname", "ünïcödé",
+             os.fsdecode(b"latin1-\xe9"), "-dash", "a b\\c"]
+
+
+def odd_tree(base):
+    """Files, dirs and symlinks with awkward names, the excluded names in
+    both roles, and a fifo (never listed)."""
+    (base / "cell_misc" / "m 1").mkdir(parents=True)
+    for name in ODD_NAMES:
+        (base / name).write_bytes(os.fsencode(name))
+        (base / "cell_misc" / "m 1" / name).write_bytes(b"sub " + os.fsencode(name))
+    (base / ".gislock").write_text("lock")
+    (base / ".tmp" / "host").mkdir(parents=True)
+    (base / ".tmp" / "host" / "scratch").write_text("scratch")
+    (base / "cell_misc" / ".tmp").write_text("a file named .tmp is kept")
+    (base / "dir.gislock" / ".gislock").mkdir(parents=True)
+    (base / "dir.gislock" / ".gislock" / "inside").write_text("never")
+    (base / "link").symlink_to("with space")
+    (base / "dangling").symlink_to("nowhere/at/all")
+    os.mkfifo(base / "fifo")
+    (base / "cell_misc" / "m 1").chmod(0o750)
+    return base
+
+
+def plan_state(tmp_path, src, use_find):
+    store = SnapshotStore(tmp_path / f"store-{use_find}")
+    plan = ss._SavePlan({}, {}, {}, [], 0)
+    method = store._plan_part_listed if use_find else store._plan_part_walked
+    plan.fresh["mapset"] = []
+    entries = method("mapset", str(src), ss._now_coarse_ns(), {}, plan)
+    return {rel: e.content() for rel, e in entries.items()}, plan
+
+
+def test_find_lists_what_the_python_walk_sees(tmp_path):
+    src = odd_tree(tmp_path / "live")
+    listed, plan_f = plan_state(tmp_path, src, True)
+    walked, plan_w = plan_state(tmp_path, src, False)
+    assert listed == walked
+    assert "cell_misc/m 1/new\nline" in listed
+    assert "cell_misc/.tmp" in listed and ".gislock" not in listed
+    assert not any(rel.startswith(".tmp") or "fifo" in rel
+                   or rel.startswith("dir.gislock/") for rel in listed)
+    assert listed["dangling"][0] == "l"
+    assert sorted(plan_f.new_files) == sorted(plan_w.new_files)
+    assert plan_f.bytes_needed == plan_w.bytes_needed
+
+
+def test_unchanged_files_are_recognised_from_find_keys(tmp_path):
+    src = odd_tree(tmp_path / "live")
+    store = SnapshotStore(tmp_path / "store")
+    store.save(0, {"mapset": src})
+    (src / "with space").write_text("changed")
+    info = store.save(1, {"mapset": src})
+    assert info.meta["files_copied"] == 1
+    assert isinstance(store._live.state["mapset"]["ünïcödé"].live, str)
+
+
+def test_a_failing_find_falls_back_without_counting_twice(tmp_path, monkeypatch):
+    """find lists one real file, then fails (as when a path vanishes): what
+    it added to the plan is undone and the Python walk lists everything."""
+    src = odd_tree(tmp_path / "live")
+    key = "f 644 1 1.0 1 1.0"
+    monkeypatch.setattr(live_listing, "_find_command", lambda *a: [
+        "sh", "-c", f"printf '{key}\\0with space\\0'; exit 1"])
+    plan = SnapshotStore(tmp_path / "store")._plan({"mapset": src},
+                                                   ss._now_coarse_ns())
+    files = [p for p in src.rglob("*") if p.is_file() and not p.is_symlink()
+             and ".tmp/" not in str(p) and ".gislock" not in str(p)]
+    assert sorted(rel for _, rel, _ in plan.new_files) == sorted(
+        str(p.relative_to(src)) for p in files)
+    assert plan.bytes_needed == sum(p.stat().st_size for p in files)
+    assert len(plan.fresh["mapset"]) == len(set(plan.fresh["mapset"]))
+
+
+def test_output_is_cut_between_records_only(monkeypatch):
+    """Records that straddle read boundaries come out whole."""
+    reads = [b"f 644 1 1.0 1 1.0\0a\0f 6", b"44 2 1.0 2 1.0\0b\xc3",
+             b"\xa9 c\0", b"d 755 0 1.0 3 1.0\0dir\0"]
+    monkeypatch.setattr(live_listing.os, "read", lambda fd, n: reads.pop(0) if reads else b"")
+
+    class Stream:
+        def fileno(self):
+            return -1
+
+    chunks = list(live_listing._records(Stream()))
+    flat = [field for chunk in chunks for field in chunk]
+    assert flat == ["f 644 1 1.0 1 1.0", "a", "f 644 2 1.0 2 1.0", "bé c",
+                    "d 755 0 1.0 3 1.0", "dir"]
