@@ -31,7 +31,7 @@ __all__ = ["KEY_FORMAT", "ListingUnavailable", "list_tree"]
 #: ``snapshot_store._live_key`` compares for the Python walk.
 KEY_FORMAT = "%y %m %s %T@ %i %C@"
 
-#: Bytes read from ``find`` at a time (and its pipe size): parsing one chunk
+#: Bytes read from ``find`` at most at a time: parsing what has arrived
 #: overlaps with ``find`` stat-ing the next paths.
 _CHUNK = 1 << 20
 
@@ -87,8 +87,7 @@ def list_tree(src: str, excluded_files: Iterable[str] = (),
     try:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL, env={"LC_ALL": "C", "PATH": os.defpath},
-            pipesize=_CHUNK)
+            stdin=subprocess.DEVNULL, env={"LC_ALL": "C", "PATH": os.defpath})
     except OSError as exc:
         raise ListingUnavailable(str(exc)) from exc
     try:
