@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark: actinia-core's built-in interim results vs actinia-resume-plugin.
 
 Three arms, each a real stack (scripts/stack.py) on this machine, all

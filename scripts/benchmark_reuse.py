@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark: POST of the fixed chain with ``?reuse=`` vs PUT (issue 14).
 
 On one stack (ours, save_interim_results = True, reuse_interim_results =

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue 11: a bounded property-based fuzz of the plugin's endpoints
 (hypothesis, real stack): PUT on the status URL with random bodies and
 query strings, GET and DELETE ``resource_storage`` with random queries.

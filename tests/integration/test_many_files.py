@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue #10: a mapset of thousands of files through save, kill -9 of the
 job process in the middle of a save, resume and clean-up.
 

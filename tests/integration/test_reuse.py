@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue 14: reuse across jobs (POST ?reuse=), never stale (real stack).
 
 Issue's tests -> here:

@@ -142,3 +142,20 @@ def test_dockerfile_lints_clean_with_hadolint():
     result = subprocess.run([hadolint_binary(), "--no-color", str(DOCKERFILE)],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: Files that cannot carry a comment (data) or are the licence itself.
+NO_HEADER = re.compile(r"(\.json|\.csv|\.md|\.txt)$|(^|/)LICENSE$")
+
+
+def test_every_tracked_source_file_has_an_spdx_header():
+    """Licence and copyright stated in every file that can hold a comment
+    (REUSE style), so a copied file keeps them."""
+    if not (REPO / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    missing = [f for f in files if not NO_HEADER.search(f)
+               and "SPDX-License-Identifier:" not in
+               (REPO / f).read_text(errors="replace")[:1000]]
+    assert missing == []

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Input fingerprints (inputs.py): which mapsets and import sources a chain
 reads, when they count as changed, and what that does to a plan."""
 

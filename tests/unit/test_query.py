@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Query string checks shared by PUT (status URL) and resource_storage."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Reuse across jobs: ``POST …/processing_async?reuse=latest|<resource_id>``.
 
 Many users fix a failed chain and POST it again instead of resuming it with
