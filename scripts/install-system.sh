@@ -12,9 +12,11 @@ debian_release
 
 # g++ builds GDAL's Python bindings in the venv (pip "GDAL==$(gdal-config
 # --version)": a wheel exists only for some versions).
+# e2fsprogs (mkfs.ext4): the tests' ext4 with 1 s timestamps; Debian 13
+# no longer installs it by default.
 APT_PACKAGES=(
   grass-core gdal-bin python3-gdal libgdal-dev g++ rsync zip unzip wget
-  file proj-bin ca-certificates curl jq "${RELEASE_PACKAGES[@]}"
+  file proj-bin ca-certificates curl jq e2fsprogs "${RELEASE_PACKAGES[@]}"
 )
 # grass-gui is needed (without recommends) for actinia-module-plugin's
 # g.search.modules, which reads gui/wxpython/xml/module_items.xml.
