@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchmark  # noqa: E402
 from actinia_client import ActiniaClient  # noqa: E402
-from benchmark import AUTH, REPO, stack, wait_final, workload  # noqa: E402
+from benchmark import AUTH, REPO, big_workload, stack, wait_final  # noqa: E402
 
 
 def fail_job(client, kv, chain) -> tuple[str, str]:
@@ -55,7 +55,7 @@ def breakdown(kind, started, wall, http_done, doc, done):
         f"{done - started:.3f} s")
 
 
-def put_to_finished(client, kv, status_url: str, fixed: dict) -> float:
+def put_to_finished(client, kv, status_url: str, fixed: dict, check) -> float:
     rid = status_url.rsplit("/", 1)[1]
     started, wall = time.monotonic(), time.time()
     resp = client.put(status_url, fixed, timeout=600)
@@ -65,10 +65,12 @@ def put_to_finished(client, kv, status_url: str, fixed: dict) -> float:
     breakdown("PUT ", started, wall, http_done, doc, done)
     assert doc["status"] == "finished", doc["message"]
     assert doc["resume"]["steps"][0]["action"] == "reused", doc["resume"]
+    check(doc)  # the resumed job's results are right
     return done - started
 
 
-def post_reuse_to_finished(client, kv, fixed: dict, source_rid: str) -> float:
+def post_reuse_to_finished(client, kv, fixed: dict, source_rid: str,
+                           check) -> float:
     """POST the fixed chain reusing ``source_rid``'s interim results; seconds
     from the request to the new job's final status."""
     started, wall = time.monotonic(), time.time()
@@ -82,6 +84,7 @@ def post_reuse_to_finished(client, kv, fixed: dict, source_rid: str) -> float:
     breakdown("POST", started, wall, http_done, doc, done)
     assert doc["status"] == "finished", doc["message"]
     assert doc["resume"]["reused_from"] == source_rid, doc["resume"]
+    check(doc)
     return done - started
 
 
@@ -94,27 +97,26 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     import valkey
 
-    sides = (2000, 400) if opts.small else (6000, 1150)
     data = Path(opts.data)
     if data.exists():
         stack.stop(data)
         shutil.rmtree(data)
     state = stack.start(stack.build_parser().parse_args(
-        ["start", "--data", str(data), *benchmark.MODES["ours"],
+        ["start", "--data", str(data), *benchmark.ARMS["ours"],
          "--misc", "reuse_interim_results=True"]))
     try:
         kv = valkey.Valkey(port=state["valkey_port"])
         client = ActiniaClient(state["url"], *AUTH)
-        failing, _ = workload(*sides, fixed=False)
-        fixed, _ = workload(*sides, fixed=True)
+        wl = big_workload(opts.small)
+        failing, fixed = wl.failing, wl.fixed
         _, source = fail_job(client, kv, failing)
         puts, posts = [], []
         for round_ in range(opts.rounds):
             url, _ = fail_job(client, kv, failing)
             pair = [lambda url=url: puts.append(
-                        put_to_finished(client, kv, url, fixed)),
-                    lambda: posts.append(
-                        post_reuse_to_finished(client, kv, fixed, source))]
+                        put_to_finished(client, kv, url, fixed, wl.check)),
+                    lambda: posts.append(post_reuse_to_finished(
+                        client, kv, fixed, source, wl.check))]
             for measure in (pair if round_ % 2 == 0 else pair[::-1]):
                 measure()
         put, post = statistics.median(puts), statistics.median(posts)

@@ -734,3 +734,37 @@ def test_restore_into_another_jobs_store_takes_objects_over(store, live, tmp_pat
     assert (out / "cell" / "new").read_bytes() == b"n" * 10
     other.verify(1)
     assert other.save(2, work).meta["entries_written"] == 0
+
+
+def reused_by_another_job(store, live, tmp_path):
+    """Job 2 restores ``store``'s step 0 and saves: it hard links the
+    objects, which changes their ctime (not their mtime)."""
+    other = SnapshotStore(store.root.parent / "job2")
+    work = {"mapset": tmp_path / "b" / "mapset", "tmpdir": tmp_path / "b" / "t"}
+    store.restore(0, work, into=other)
+    other.save(1, work)
+    return other
+
+
+def test_objects_linked_by_a_reusing_job_are_not_rehashed(store, live, tmp_path, monkeypatch):
+    store.save(0, live)
+    other = reused_by_another_job(store, live, tmp_path)
+    assert os.stat(obj_of(store, 0, "cell/elev")).st_nlink == 2
+    hashed = []
+    monkeypatch.setattr(ss, "_hash_file", lambda path: hashed.append(path))
+    SnapshotStore(store.root).verify(0)
+    other.verify(1)
+    assert hashed == []
+
+
+def test_overwrite_of_a_linked_object_is_caught_in_both_jobs(store, live, tmp_path):
+    store.save(0, live)
+    other = reused_by_another_job(store, live, tmp_path)
+    obj = obj_of(store, 0, "cell/elev")
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:  # same size, in place: both jobs' inode
+        f.write(b"\x05" * 1000)
+    with pytest.raises(SnapshotDamaged, match="cell/elev"):
+        SnapshotStore(store.root).verify(0)
+    with pytest.raises(SnapshotDamaged, match="cell/elev"):
+        SnapshotStore(other.root).verify(1)

@@ -32,11 +32,13 @@ Design rules (the *why*):
   stat change ("racy git"); such entries are re-hashed (:func:`_is_racy`).
 * **Never shared with the live mapset.** Objects are copies; GRASS rewrites
   WIND, VAR, sqlite.db in place, which would change an "immutable" snapshot.
-* **Verified restores.** Each object records its hash and the stat it had
-  when stored. Any write through the file system changes an inode's ctime,
-  so an object whose stat still matches is intact; one whose stat differs
-  (damage, or a copied resource dir) is re-hashed, and a mismatch raises
-  :class:`SnapshotDamaged` instead of restoring wrong data.
+* **Verified restores.** Each object records its hash, inode and the
+  ctime it had when stored. Any write sets the inode's mtime to the time of
+  the write, so an object on its inode whose mtime is not later than that
+  ctime is intact (:func:`_unwritten_since`; a hard link by a reusing job
+  changes ctime, not mtime); any other (damage, or a copied resource dir)
+  is re-hashed, and a mismatch raises :class:`SnapshotDamaged` instead of
+  restoring wrong data.
 * **Crash safety.** Objects are written under temporary names, flushed, and
   renamed; a manifest is written, fsynced and its step dir renamed into
   ``steps/`` last. Readers only see snapshots whose manifest and whole base
@@ -371,6 +373,17 @@ def _is_racy(mtime_ns: int, t0_ns: int) -> bool:
     if mtime_ns % 1_000_000_000 == 0:
         margin += 2_000_000_000
     return mtime_ns >= t0_ns - margin
+
+
+def _unwritten_since(st: os.stat_result, stored_ctime_ns: int) -> bool:
+    """Has the object not been written since it was stored (its ctime
+    then)? A write sets mtime (and ctime) to the time of the write, so a
+    later mtime or ctime betrays it. A ctime change alone is not a write: a
+    job reusing this object hard links it, which changes ctime only. Only a
+    deliberate ``utime`` back to an earlier mtime after a write could hide
+    it, as with any stat based check (restic, git)."""
+    return (st.st_ctime_ns == stored_ctime_ns
+            or st.st_mtime_ns <= stored_ctime_ns)
 
 
 def _live_key(st: os.stat_result) -> tuple:
@@ -1084,20 +1097,23 @@ class SnapshotStore:
         foreign = self._live.foreign if self._live else None
         known = dict(self._live.objects) if self._live and not foreign else {}
         created: list[str] = []
+        written: list[str] = []  # new data, not links to durable objects
         files = nbytes = 0
         try:
             if foreign:
-                created += self._take_over_objects(plan, foreign, known)
+                self._take_over_objects(plan, foreign, known, created,
+                                        written)
             for name, rel, src in plan.new_files:
                 entry = plan.state[name][rel]
                 obj, oino, octime, fresh = self._store_object(src, known)
                 if fresh:
                     created.append(obj)
+                    written.append(obj)
                     files += 1
                     nbytes += entry.size
                 plan.state[name][rel] = entry._replace(
                     obj=obj, oino=oino, octime=octime)
-            self._flush(created)
+            self._flush(written)
         except BaseException:
             for obj in created:
                 _unlink_quietly(self.object_path(obj))
@@ -1105,12 +1121,14 @@ class SnapshotStore:
         return files, nbytes, known
 
     def _take_over_objects(self, plan: _SavePlan, foreign: str,
-                           known: dict) -> list[str]:
+                           known: dict, created: list, written: list) -> None:
         """After a restore from another job's store (reuse across jobs):
         hard link the objects of the unchanged files from there (immutable;
         no copy of the mapset, and this job keeps them if that one is
-        removed). Returns the objects created here."""
-        created = []
+        removed). Adds the objects created here to ``created`` and those
+        that had to be copied to ``written``: a link needs no fsync, its
+        data is already on disk (the other job flushed it when it saved),
+        and its name is ordered before the manifest as a new object's is."""
         for entries in plan.state.values():
             for rel, entry in entries.items():
                 if entry.kind != "f" or not entry.obj or entry.obj in known:
@@ -1124,12 +1142,12 @@ class SnapshotStore:
                     pass
                 except OSError:  # another file system, too many links
                     _copy_hashing(source, final)
+                    written.append(entry.obj)
                 st = os.lstat(final)
                 created.append(entry.obj)
                 known[entry.obj] = (st.st_ino, st.st_ctime_ns)
                 entries[rel] = entry._replace(oino=st.st_ino,
                                               octime=st.st_ctime_ns)
-        return created
 
     def _flush(self, created: list[str]) -> None:
         """New objects reach the disk before a manifest names them: a few
@@ -1239,7 +1257,7 @@ class SnapshotStore:
             raise SnapshotDamaged(
                 step, name, rel, f"has {st.st_size} bytes, recorded "
                 f"{entry.size}")
-        if (st.st_ino, st.st_ctime_ns) == (entry.oino, entry.octime):
+        if st.st_ino == entry.oino and _unwritten_since(st, entry.octime):
             return
         try:
             intact = _hash_file(path) == entry.obj
