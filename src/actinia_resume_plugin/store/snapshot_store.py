@@ -392,6 +392,39 @@ def _live_key(st: os.stat_result) -> tuple:
             st.st_mode)
 
 
+# What both walks of a save (find listing, Python walk) record per path; a
+# path whose entry is a new object is a delta candidate (``fresh``).
+
+
+def _add_new_file(plan, entries, name, rel, path, st, key, racy) -> None:
+    """A file not known as unchanged: its content is to be stored."""
+    entries[rel] = Entry("f", st.st_mode, st.st_size, st.st_mtime_ns,
+                         live=key, racy=racy)
+    plan.fresh[name].append(rel)
+    plan.new_files.append((name, rel, path))
+    plan.bytes_needed += st.st_size
+
+
+def _add_dir(entries, fresh, rel, prev, mode) -> None:
+    """The previous entry while the directory's mode is unchanged."""
+    if prev is not None and prev.kind == "d" and prev.mode == mode:
+        entries[rel] = prev
+    else:
+        entries[rel] = Entry("d", mode)
+        fresh.append(rel)
+
+
+def _add_link(entries, fresh, rel, path, mode) -> None:
+    """A symlink is recorded with its target (read each time: cheap, and
+    symlinks are rare in mapsets); one that vanished is skipped."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return
+    entries[rel] = Entry("l", mode, target=target)
+    fresh.append(rel)
+
+
 # --------------------------------------------------------------------------
 # low level file operations (module level so tests can patch them)
 # --------------------------------------------------------------------------
@@ -955,21 +988,11 @@ class SnapshotStore:
                             self._listed_file(name, src, rel, key, prev, t0,
                                               plan, entries)
                     elif kind == "d":
-                        mode = S_IFDIR | int(key.split(" ", 2)[1], 8)
-                        if prev is not None and prev.kind == "d" \
-                                and prev.mode == mode:
-                            entries[rel] = prev
-                        else:
-                            entries[rel] = Entry("d", mode)
-                            fresh.append(rel)
+                        _add_dir(entries, fresh, rel, prev,
+                                 S_IFDIR | int(key.split(" ", 2)[1], 8))
                     elif kind == "l":
-                        try:
-                            target = os.readlink(os.path.join(src, rel))
-                        except OSError:
-                            continue
-                        mode = S_IFLNK | int(key.split(" ", 2)[1], 8)
-                        entries[rel] = Entry("l", mode, target=target)
-                        fresh.append(rel)
+                        _add_link(entries, fresh, rel, os.path.join(src, rel),
+                                  S_IFLNK | int(key.split(" ", 2)[1], 8))
         finally:
             listing.close()
         return entries
@@ -991,11 +1014,7 @@ class SnapshotStore:
                 not prev.racy or self._racy_unchanged(src, rel, prev)):
             entries[rel] = prev._replace(live=key, racy=racy)
             return
-        entries[rel] = Entry("f", st.st_mode, st.st_size, st.st_mtime_ns,
-                             live=key, racy=racy)
-        plan.fresh[name].append(rel)
-        plan.new_files.append((name, rel, path))
-        plan.bytes_needed += st.st_size
+        _add_new_file(plan, entries, name, rel, path, st, key, racy)
 
     def _plan_part_walked(self, name, src, t0, known, plan) -> dict:
         """Walk one live dir (its files, dirs and symlinks; never
@@ -1005,7 +1024,6 @@ class SnapshotStore:
         entry object are the only candidates for the delta."""
         entries = {}
         fresh = plan.fresh.setdefault(name, [])
-        new_files = plan.new_files
         live_key, is_racy, get = _live_key, _is_racy, known.get
         stack = [""]
         while stack:
@@ -1038,29 +1056,15 @@ class SnapshotStore:
                         entries[rel] = prev if prev.racy == racy \
                             else prev._replace(racy=racy)
                         continue
-                    entries[rel] = Entry("f", mode, st.st_size,
-                                         st.st_mtime_ns, live=key, racy=racy)
-                    fresh.append(rel)
-                    new_files.append((name, rel, item.path))
-                    plan.bytes_needed += st.st_size
+                    _add_new_file(plan, entries, name, rel, item.path, st,
+                                  key, racy)
                 elif S_ISDIR(mode):
                     if item.name in EXCLUDED_DIR_NAMES:
                         continue
-                    prev = get(rel)
-                    if prev is not None and prev.kind == "d" \
-                            and prev.mode == mode:
-                        entries[rel] = prev
-                    else:
-                        entries[rel] = Entry("d", mode)
-                        fresh.append(rel)
+                    _add_dir(entries, fresh, rel, get(rel), mode)
                     stack.append(rel)
                 elif S_ISLNK(mode):
-                    try:
-                        target = os.readlink(item.path)
-                    except OSError:
-                        continue
-                    entries[rel] = Entry("l", mode, target=target)
-                    fresh.append(rel)
+                    _add_link(entries, fresh, rel, item.path, mode)
         return entries
 
     @staticmethod
