@@ -33,6 +33,7 @@ and no worker is started: ``stack.py worker --burst`` runs one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -49,6 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SAMPLE_CACHE = REPO / ".data" / "sample-grassdb"
 STATE_FILE = "run/stack.json"
+#: What the last stop() stopped (pids, ports): kept for a look afterwards.
+STOPPED_STATE_FILE = "run/stack.stopped.json"
 WORKER_QUEUE_PREFIX = "job_queue"
 
 # Users every deployment gets: (user, password, role, group).
@@ -72,11 +75,15 @@ USER_MODULES = (
 )
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on the loopback interface. The
+    sockets are held open together: probing one port at a time could hand
+    out the same port twice (actinia and valkey then collide)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 def valkey_server_binary() -> str:
@@ -254,8 +261,17 @@ def start(opts: argparse.Namespace) -> dict:
     if (data / STATE_FILE).exists():
         stop(data)
     prepare_data_dir(data)
-    opts.port = opts.port or free_port()
-    opts.valkey_port = opts.valkey_port or free_port()
+    try:
+        return _start_processes(data, opts)
+    except BaseException:
+        stop(data)  # a failed start leaves no valkey or actinia running
+        raise
+
+
+def _start_processes(data: Path, opts: argparse.Namespace) -> dict:
+    port, valkey_port = free_ports(2)
+    opts.port = opts.port or port
+    opts.valkey_port = opts.valkey_port or valkey_port
     cfg = render_config(data, opts)
     env = stack_env(cfg)
     state = {"data": str(data), "port": opts.port,
@@ -385,7 +401,7 @@ def stop(data: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    state_path.unlink()
+    state_path.replace(Path(data) / STOPPED_STATE_FILE)
 
 
 def build_parser() -> argparse.ArgumentParser:

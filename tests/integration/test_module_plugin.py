@@ -205,12 +205,15 @@ def test_stack_with_bad_endpoints_csv_does_not_serve(stacks, tmp_path, case):
     try:
         with pytest.raises(RuntimeError, match="exited before serving"):
             stacks.get(name, "--endpoints-csv", str(csv_path))
-        state = json.loads((data / stack.STATE_FILE).read_text())
+        # the failed start stopped what it had started
+        assert not (data / stack.STATE_FILE).exists()
+        state = json.loads((data / stack.STOPPED_STATE_FILE).read_text())
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{state['port']}/api/v3/version",
                          timeout=5)
-        # gunicorn's master gave up (worker boot error), it does not retry
-        assert not stack.process_running(state["pids"][-1])
+        # gunicorn's master gave up (worker boot error), and valkey is gone
+        assert len(state["pids"]) == 2
+        assert not any(stack.process_running(p) for p in state["pids"])
     finally:
         stack.stop(data)
     log = (data / "logs" / "actinia.log").read_text(errors="replace")
