@@ -1,11 +1,13 @@
 # SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Issue #15: the README's curl examples run as written, and the demo of
-scripts/start.sh (scripts/demo.py) shows the main job.
+"""Issue #15: the curl examples of the README and of docs/ run as written,
+and the demo of scripts/start.sh (scripts/demo.py) shows the main job.
 
-The examples run unchanged (tests/readme_examples.py extracts the marked
+The examples run unchanged (tests/doc_examples.py extracts the marked
 bash blocks) against a deployment of their own, with URL and AUTH set to
-it; their output is compared with the answers the README shows.
+it; their output is compared with the answers the pages show. The README's
+walkthrough runs first, in a shell of its own; then the pages of docs/ in
+the order of mkdocs.yml's nav, in one shell.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import readme_examples as rx
+import doc_examples as rx
 
 REPO = Path(__file__).resolve().parent.parent.parent
-README = REPO / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +40,31 @@ def shell_dir(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def readme_run(readme_stack, shell_dir):
-    """Every example of the README, run in order in one shell."""
-    examples = rx.examples(README.read_text())
+def _run_in_one_shell(text, stack, shell_dir):
+    examples = rx.examples(text)
     outputs, _ = rx.run(
-        examples, {"URL": readme_stack.url, "AUTH": "actinia-gdi:actinia-gdi"},
+        examples, {"URL": stack.url, "AUTH": "actinia-gdi:actinia-gdi"},
         cwd=shell_dir)
     return {ex.name: (ex, rx.json_documents(outputs[ex.name]))
             for ex in examples}
 
 
-def test_every_example_answers_as_the_readme_shows(readme_run):
+@pytest.fixture(scope="module")
+def walkthrough_run(readme_stack, shell_dir):
+    """The README's walkthrough, in a shell of its own."""
+    return _run_in_one_shell(rx.readme_text(), readme_stack, shell_dir)
+
+
+@pytest.fixture(scope="module")
+def docs_run(walkthrough_run, readme_stack, shell_dir):
+    """Every example of docs/, run in nav order in one shell (after the
+    README's walkthrough, whose job has finished by then)."""
+    return _run_in_one_shell(rx.docs_text(), readme_stack, shell_dir)
+
+
+def test_every_example_answers_as_the_docs_show(docs_run):
     compared = 0
-    for name, (example, printed) in readme_run.items():
+    for name, (example, printed) in docs_run.items():
         if example.answer is None:
             continue
         assert len(printed) == len(example.answer), (name, printed)
@@ -62,25 +74,36 @@ def test_every_example_answers_as_the_readme_shows(readme_run):
     assert compared >= 10
 
 
-def test_the_job_failed_then_finished(readme_run):
-    _, (iterations,) = readme_run["iterations"]
+def test_the_readme_walkthrough_answers_as_shown(walkthrough_run):
+    for name, (example, printed) in walkthrough_run.items():
+        assert example.answer is not None, name
+        assert len(printed) == len(example.answer), (name, printed)
+        for expected, actual in zip(example.answer, printed, strict=True):
+            assert rx.mismatches(expected, actual) == [], (name, actual)
+    _, (_, finished) = walkthrough_run["readme-resume"]
+    assert finished == {"status": "finished", "iteration": 2,
+                        "ran": ["r_univar"]}
+
+
+def test_the_job_failed_then_finished(docs_run):
+    _, (iterations,) = docs_run["iterations"]
     assert {n: it["status"] for n, it in iterations.items()} == {
         "1": "error", "2": "finished"}
 
 
-def test_the_resume_reused_the_steps_before_the_fixed_one(readme_run):
-    _, (accepted, finished) = readme_run["resume"]
+def test_the_resume_reused_the_steps_before_the_fixed_one(docs_run):
+    _, (accepted, finished) = docs_run["resume"]
     assert accepted == {"status": "accepted", "iteration": 2}
     actions = [s.split(": ")[1] for s in finished["steps"]]
     assert actions == ["reused"] * 6 + ["new"]
     assert finished["stats"]["cells"] == "8100000"
 
 
-def test_the_template_job_resumed_with_the_complete_chain(readme_run,
+def test_the_template_job_resumed_with_the_complete_chain(docs_run,
                                                           shell_dir):
-    _, (failed,) = readme_run["template-fail"]
+    _, (failed,) = docs_run["template-fail"]
     assert failed["status"] == "error"
-    _, (_, finished) = readme_run["template-resume"]
+    _, (_, finished) = docs_run["template-resume"]
     assert finished["status"] == "finished"
     assert finished["steps"][-1] == "r_info1: new"
     assert finished["resources"][0].endswith("/ndvi.tif")
@@ -88,21 +111,21 @@ def test_the_template_job_resumed_with_the_complete_chain(readme_run,
     assert tiff[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def test_no_interim_results_of_the_resumed_job_are_left(readme_run,
+def test_no_interim_results_of_the_resumed_job_are_left(docs_run,
                                                        readme_stack):
     """They were there after the failure; the job finished (and the
     storage examples DELETE everything)."""
-    _, (entry,) = readme_run["interim"]
+    _, (entry,) = docs_run["interim"]
     assert entry["steps"] == 6 and entry["bytes"] > 0
     interim = readme_stack.resource_dir / "actinia-gdi" / "interim"
     assert not (interim / entry["resource_id"]).exists()
 
 
 def test_delete_removed_the_interim_results_of_the_failed_job(
-        readme_run, readme_stack):
-    _, (storage,) = readme_run["storage"]
+        docs_run, readme_stack):
+    _, (storage,) = docs_run["storage"]
     (kept,) = storage["process_results"]["interim_results"]
-    _, (older, _, removed_all) = readme_run["storage-delete"]
+    _, (older, _, removed_all) = docs_run["storage-delete"]
     assert older["process_results"]["kept"] == 1
     assert [u["resource_id"] for u in removed_all["removed"]] == [
         kept["resource_id"]]

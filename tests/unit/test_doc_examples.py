@@ -1,7 +1,7 @@
 # SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The README's examples are all runnable and comparable (no stack needed);
-tests/integration/test_readme_examples.py runs them."""
+"""The examples of the README and of docs/ are all runnable and comparable
+(no stack needed); tests/integration/test_doc_examples.py runs them."""
 
 from __future__ import annotations
 
@@ -10,14 +10,39 @@ import re
 from pathlib import Path
 
 import pytest
-from readme_examples import examples, json_documents, mismatches, unmarked_curl_blocks
+from doc_examples import (
+    docs_text,
+    examples,
+    json_documents,
+    mismatches,
+    nav_pages,
+    readme_text,
+    unmarked_curl_blocks,
+)
 
 REPO = Path(__file__).resolve().parent.parent.parent
-README = (REPO / "README.md").read_text()
+README = docs_text()  # the pages whose examples run in one shell
 
 
-def test_every_curl_block_of_the_readme_is_a_marked_example():
-    assert unmarked_curl_blocks(README) == []
+def test_every_curl_block_of_the_readme_and_docs_is_a_marked_example():
+    assert unmarked_curl_blocks(readme_text()) == []
+    for page in nav_pages():
+        assert unmarked_curl_blocks(page.read_text()) == [], page
+
+
+def test_every_page_of_docs_is_in_the_nav():
+    listed = {page.resolve() for page in nav_pages()}
+    on_disk = {page.resolve() for page in (REPO / "docs").rglob("*.md")}
+    assert on_disk == listed
+
+
+def test_the_readme_walkthrough_is_a_runnable_example():
+    names = [ex.name for ex in examples(readme_text())]
+    assert names == ["readme-setup", "readme-plan", "readme-resume"]
+    setup = examples(readme_text())[0].code
+    assert "URL=${URL:-http://127.0.0.1:8088/api/v3}" in setup
+    docs_names = {ex.name for ex in examples(docs_text())}
+    assert not docs_names & set(names)
 
 
 def test_the_readme_has_the_examples_the_integration_test_checks():
@@ -36,7 +61,8 @@ def test_examples_set_url_and_auth_overridable_at_the_top():
 
 
 def test_chains_named_in_the_readme_exist_without_placeholders():
-    names = set(re.findall(r"@(config/examples/[\w.]+\.json)", README))
+    names = set(re.findall(r"@(config/examples/[\w.]+\.json)",
+                           README + readme_text()))
     assert names, "the README names no chain files"
     for name in sorted(names):
         text = (REPO / name).read_text()

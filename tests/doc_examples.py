@@ -1,8 +1,11 @@
 # SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The README's shell examples: extract them, run them, compare the answers.
+"""The documentation's shell examples: extract them, run them, compare the
+answers.
 
-The README marks every runnable example with an HTML comment (invisible on
+The README and the pages of ``docs/`` (in the order of ``mkdocs.yml``'s
+``nav``: a page's examples go on in the shell of the pages before it) mark
+every runnable example with an HTML comment (invisible on
 the rendered page) before a fenced bash block, and the answer a user should
 expect with another comment before a fenced json block:
 
@@ -37,6 +40,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
 EXAMPLE = re.compile(
     r"<!-- example: (?P<name>[\w-]+) -->\s*```bash\n(?P<code>.*?)```\n"
     r"(?:\s*<!-- answer -->\s*```json\n(?P<answer>.*?)```\n)?",
@@ -56,10 +63,33 @@ class Example:
     answer: list | None  # the expected JSON documents, None: not compared
 
 
-def examples(readme: str) -> list[Example]:
-    """The marked examples in README order."""
+def nav_pages(mkdocs_yml: Path = REPO / "mkdocs.yml") -> list[Path]:
+    """The pages of ``docs/`` in the order of the mkdocs ``nav``."""
+    def walk(items):
+        for item in items:
+            value = item if isinstance(item, str) else next(iter(item.values()))
+            if isinstance(value, list):
+                yield from walk(value)
+            else:
+                yield value
+    config = yaml.safe_load(mkdocs_yml.read_text(encoding="utf-8"))
+    docs_dir = mkdocs_yml.parent / config.get("docs_dir", "docs")
+    return [docs_dir / page for page in walk(config["nav"])]
+
+
+def docs_text() -> str:
+    """All pages of ``docs/`` in nav order: one shell session's examples."""
+    return "\n".join(page.read_text(encoding="utf-8") for page in nav_pages())
+
+
+def readme_text() -> str:
+    return (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def examples(text: str) -> list[Example]:
+    """The marked examples in the order of ``text``."""
     found = []
-    for match in EXAMPLE.finditer(readme):
+    for match in EXAMPLE.finditer(text):
         answer = match.group("answer")
         found.append(Example(match.group("name"), match.group("code"),
                              None if answer is None
@@ -104,7 +134,7 @@ def run(examples_: list[Example], env: dict, cwd: Path,
         ran = len(parts) - 1
         failed = examples_[ran].name if ran < len(examples_) else "?"
         raise AssertionError(
-            f"README example {failed!r} failed (exit {proc.returncode}):\n"
+            f"documented example {failed!r} failed (exit {proc.returncode}):\n"
             f"stdout: {parts[-1][-2000:]}\nstderr: {proc.stderr[-3000:]}")
     return outputs, proc.stderr
 
@@ -126,7 +156,7 @@ def _string_pattern(expected: str) -> re.Pattern:
 
 
 def mismatches(expected, actual, path: str = "$") -> list[str]:
-    """Where ``actual`` differs from the README's ``expected`` answer
+    """Where ``actual`` differs from the documented ``expected`` answer
     (rules in the module docstring); empty when it matches."""
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
