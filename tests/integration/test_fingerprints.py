@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import load_chain
+from polling import poll
 
 ASYNC = "processing_async"
 
@@ -365,13 +366,6 @@ def _stack_pgids(dep) -> set[int]:
     return set(state["pids"])
 
 
-def wait_until(check, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.1)
-
-
 def test_worker_killed_mid_snapshot(stack_true):
     client = stack_true.client()
     body = kill_chain()
@@ -427,7 +421,7 @@ def test_worker_killed_mid_snapshot(stack_true):
     assert doc["resume"]["restored_interim_result"] == last
     assert doc["resume"]["start_step"] == last + 1
     # after success the interim results are removed, after `finished`
-    wait_until(lambda: not store.exists() and not [
+    poll(lambda: not store.exists() and not [
         p for p in store.parent.iterdir()
         if p.name.startswith(f".{store.name}.deleted-")],
         "removal of the interim results after success")

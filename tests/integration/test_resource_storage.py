@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import stack
 from disk_usage import used_bytes
+from polling import poll
 
 PASSWORDS = {user: pw for user, pw, _, _ in stack.USERS}
 DAY = 86400
@@ -70,17 +71,6 @@ def age_tree(path: Path, days: float) -> None:
             os.utime(os.path.join(dirpath, name), (t, t),
                      follow_symlinks=False)
     os.utime(path, (t, t))
-
-
-def wait_for(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class Storage:
@@ -271,8 +261,8 @@ def test_running_and_accepted_jobs_survive_delete(storage_stack):
                                       ).json()["urls"]["status"]
     running_rid = rid_of(running)
     manifest = s.interim(running_rid) / "steps" / "000000" / "manifest.json"
-    wait_for(manifest.exists, "the running job's first interim result")
-    wait_for(lambda: other.client.request("GET", blocker).json()[
+    poll(manifest.exists, "the running job's first interim result")
+    poll(lambda: other.client.request("GET", blocker).json()[
         "status"] == "running", "second worker busy")
     # resuming the failed job: its new iteration waits in the queue
     resp = s.client.put(f"resources/resume-userb/{waiting}")
@@ -401,14 +391,14 @@ def test_retention_removes_expired_interim_results_only(stacks):
     running = s.client.post_chain("processing_async", sleeping_chain(25)
                                   ).json()["urls"]["status"]
     running_root = s.interim(rid_of(running))
-    wait_for((running_root / "steps" / "000000" / "manifest.json").exists,
+    poll((running_root / "steps" / "000000" / "manifest.json").exists,
              "first interim result of the running job")
     age_tree(running_root, 3)
     age_tree(s.interim(old), 2)
-    wait_for(lambda: not s.interim(old).exists(), "retention", 15)
+    poll(lambda: not s.interim(old).exists(), "retention", 15)
     # one more whole retention round: expire another job and see it go
     age_tree(s.interim(old2), 2)
-    wait_for(lambda: not s.interim(old2).exists(), "a later retention round",
+    poll(lambda: not s.interim(old2).exists(), "a later retention round",
              15)
     assert s.client.request("GET", running).json()["status"] in (
         "accepted", "running")

@@ -38,6 +38,7 @@ import pytest
 import stack
 import valkey
 from conftest import USER, load_chain, univar
+from polling import poll
 
 from actinia_resume_plugin import keys
 from actinia_resume_plugin.store import SnapshotStore
@@ -79,17 +80,6 @@ def rid_of(status_url: str) -> str:
 def store_of(dep, user: str, status_url: str) -> SnapshotStore:
     return SnapshotStore(dep.resource_dir / user / "interim"
                          / rid_of(status_url))
-
-
-def poll(check, what: str, timeout: float = 60.0):
-    """Poll ``check`` until it returns something true; bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def record(dep, key: str) -> dict | None:
