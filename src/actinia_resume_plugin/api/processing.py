@@ -33,6 +33,9 @@ class EnqueueMixin:
 
     start_job = None  # set by subclasses (a module-level, picklable function)
     uses_file_storage = False
+    #: actinia's resource whose endpoints we serve (endpoints.replace_view
+    #: refuses to replace any other class)
+    replaces = None
 
     def enqueue(self, resume_plan: ResumePlan | None = None, endpoint=None,
                 **preprocess_kwargs):
@@ -68,6 +71,7 @@ class EnqueueMixin:
 
 class ResumableEphemeralResource(EnqueueMixin, AsyncEphemeralResource):
     start_job = staticmethod(start_ephemeral_job)
+    replaces = AsyncEphemeralResource
 
     def post(self, project_name):
         """Start an ephemeral processing job whose interim results can be
@@ -80,6 +84,7 @@ class ResumableEphemeralExportResource(
 ):
     start_job = staticmethod(start_ephemeral_export_job)
     uses_file_storage = True
+    replaces = AsyncEphemeralExportResource
 
     def post(self, project_name):
         """Start an ephemeral processing job with export."""
@@ -88,6 +93,7 @@ class ResumableEphemeralExportResource(
 
 class ResumablePersistentResource(EnqueueMixin, AsyncPersistentResource):
     start_job = staticmethod(start_persistent_job)
+    replaces = AsyncPersistentResource
 
     def post(self, project_name, mapset_name):
         """Start a persistent processing job."""

@@ -63,6 +63,8 @@ def iteration_documents(resource_logger, user_id: str, resource_id: str):
 class ResumeResourceManager(ResourceManager):
     """actinia's ResourceManager with iteration-safe GET and our PUT."""
 
+    replaces = ResourceManager  # the view of actinia's we serve instead
+
     @answers_api_errors
     def get(self, user_id, resource_id):
         """Latest iteration (``resource_id-…``) or all iterations (id only)."""
