@@ -29,6 +29,7 @@ from .hooks_ast import (
     actinia_attributes,
     actinia_part,
     actinia_reads,
+    attributes_we_bind,
     attributes_we_touch,
     optional_attributes_we_touch,
 )
@@ -191,6 +192,14 @@ def test_actinia_attributes_we_touch_exist(cls):
     assert not missing, (
         f"{cls.__name__} uses actinia attributes that "
         f"{actinia_part(cls).__name__} no longer has: {missing}")
+
+
+@pytest.mark.parametrize("cls", WORKER_CLASSES + list(RESOURCE_OVERRIDES),
+                         ids=lambda c: c.__name__)
+def test_our_attributes_do_not_overwrite_actinia_ones(cls):
+    """An attribute actinia adds under a name we use would be clobbered."""
+    clash = sorted(attributes_we_bind(cls) & actinia_attributes(cls))
+    assert not clash, f"{cls.__name__} binds attributes actinia has: {clash}"
 
 
 def test_actinia_attributes_we_look_up_with_a_default_exist_somewhere():
