@@ -105,6 +105,7 @@ CALLED = {
     "flask_restful:Api.mediatypes_method": "(self)",
     "flask_restful:Api.output": "(self, resource)",
     "flask_restful_swagger_2:Api.get_swagger_doc": "(self)",
+    "flask.views:View.as_view": "(name, *class_args, **class_kwargs)",
 }
 if module_plugin:
     CALLED["actinia_module_plugin.api.processing:"
@@ -206,6 +207,13 @@ def test_actinia_attributes_we_look_up_with_a_default_exist_somewhere():
     defined = set().union(*(actinia_attributes(c) for c in WORKER_CLASSES))
     wanted = optional_attributes_we_touch(worker.InterimResultsMixin)
     assert wanted and not wanted - defined, sorted(wanted - defined)
+
+
+def test_the_api_attributes_replace_view_uses_exist():
+    """endpoints.replace_view builds views as flask-restful does."""
+    import flask_restful_swagger_2
+
+    assert {"app", "decorators"} <= actinia_attributes(flask_restful_swagger_2.Api)
 
 
 @pytest.mark.skipif(module_plugin is None,
