@@ -11,11 +11,13 @@ from flask import Flask
 from flask_restful import Resource
 from flask_restful_swagger_2 import Api
 
+from actinia_resume_plugin import endpoints
 from actinia_resume_plugin.api.module_plugin import (
     PCTEMPLATES_WORKAROUND_FOR,
     pctemplates_workaround_note,
 )
 from actinia_resume_plugin.apidocs import resume as resume_docs
+from actinia_resume_plugin.config import ResumeConfig
 from actinia_resume_plugin.endpoints import (
     EndpointConflict,
     document_operations,
@@ -105,3 +107,18 @@ def test_the_module_plugin_workaround_names_its_version():
     assert pctemplates_workaround_note(PCTEMPLATES_WORKAROUND_FOR) is None
     note = pctemplates_workaround_note("9.9.9")
     assert PCTEMPLATES_WORKAROUND_FOR in note and "9.9.9 is installed" in note
+
+
+def test_start_up_stops_when_an_endpoint_is_taken(monkeypatch, capsys):
+    app, api = make_api()
+    replace_view(api, "coreresource", OtherPluginResource)
+    monkeypatch.setattr(endpoints, "current_config", ResumeConfig)
+    monkeypatch.setattr(endpoints, "plugin_endpoints",
+                        lambda *args: {"coreresource": OurResource})
+    with pytest.raises(SystemExit) as info:
+        endpoints.create_endpoints(api)
+    assert info.value.code == endpoints.WORKER_BOOT_ERROR
+    err = capsys.readouterr().err
+    assert "cannot take over actinia's endpoints: endpoint 'coreresource'" in err
+    url = "/api/v3/projects/nc/processing_async"
+    assert app.test_client().get(url).json["served_by"] == "another plugin"
