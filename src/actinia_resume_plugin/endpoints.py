@@ -34,18 +34,45 @@ from actinia_resume_plugin.config import (
 WORKER_BOOT_ERROR = 3
 
 
+class EndpointConflict(RuntimeError):
+    """An endpoint we serve is missing, or served by another class than the
+    actinia one we replace (another plugin rebound it first): taking it
+    over would silently drop that plugin's behaviour or ours."""
+
+
 def core_endpoint_names(class_name: str) -> list[str]:
     """actinia-core registers each project resource twice."""
     name = class_name.lower()
     return [name, f"{name}_locations"]
 
 
+def _class_name(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}" if cls else "a plain view"
+
+
+def check_replaceable(flask_api, endpoint: str, resource_cls) -> None:
+    """Raise :class:`EndpointConflict` unless ``endpoint`` is served by the
+    class ``resource_cls`` replaces (``resource_cls.replaces``) or already
+    by ``resource_cls`` itself."""
+    view = flask_api.app.view_functions.get(endpoint)
+    if view is None:
+        raise EndpointConflict(f"actinia has no endpoint {endpoint!r} to serve")
+    serving = getattr(view, "view_class", None)
+    if serving not in (resource_cls.replaces, resource_cls):
+        raise EndpointConflict(
+            f"endpoint {endpoint!r} is served by {_class_name(serving)}, not "
+            f"by {_class_name(resource_cls.replaces)}, which "
+            f"{resource_cls.__name__} replaces: another plugin of [API] "
+            "plugins serves it already; remove one of the two or load "
+            "actinia_resume_plugin in an actinia without the other")
+
+
 def replace_view(flask_api, endpoint: str, resource_cls) -> None:
     """Serve ``endpoint`` (already registered by actinia) with our class,
-    built the way flask-restful builds its views."""
+    built the way flask-restful builds its views. Refuses
+    (:class:`EndpointConflict`) when the endpoint is not actinia's own."""
+    check_replaceable(flask_api, endpoint, resource_cls)
     app = flask_api.app
-    if endpoint not in app.view_functions:
-        raise RuntimeError(f"actinia has no endpoint {endpoint!r} to serve")
     resource_cls.mediatypes = flask_api.mediatypes_method()
     resource_cls.endpoint = endpoint
     view = flask_api.output(resource_cls.as_view(endpoint))
@@ -136,8 +163,10 @@ def plugin_endpoints(registered=(), config: ResumeConfig | None = None
 
 def document_operations(flask_api) -> None:
     """Put our operations' docs into actinia's swagger.json (rebinding a
-    view does not touch the docs actinia registered for the URL)."""
-    paths = getattr(flask_api, "_swagger_object", {}).get("paths", {})
+    view does not touch the docs actinia registered for the URL), through
+    flask-restful-swagger-2's ``get_swagger_doc()``: the document its
+    swagger.json endpoint serves."""
+    paths = flask_api.get_swagger_doc().setdefault("paths", {})
     for module, method, doc in (
         (resume_docs, "put", resume_docs.put_doc),
         (storage_docs, "get", storage_docs.get_doc),
@@ -146,28 +175,42 @@ def document_operations(flask_api) -> None:
         paths.setdefault(module.PATH, {})[method] = doc
 
 
+def _say(message: str) -> None:
+    print(f"actinia_resume_plugin: {message}", file=sys.stderr, flush=True)
+
+
+def _module_plugin_workaround() -> None:
+    """actinia-module-plugin's template folder from ``$PCTEMPLATES`` (see
+    api/module_plugin.py; it says when the workaround can go)."""
+    from actinia_resume_plugin.api import module_plugin
+
+    note = module_plugin.pctemplates_workaround_note()
+    if note:
+        _say(note)
+    folder = module_plugin.honour_pctemplates_env()
+    if folder:
+        _say(f"actinia-module-plugin templates from PCTEMPLATES={folder}")
+
+
 def create_endpoints(flask_api):
     """Called by actinia-core after its own endpoints are registered."""
     try:
         config = current_config()
         endpoints = plugin_endpoints(flask_api.app.view_functions, config)
-    except ConfigError as exc:
+        for endpoint, resource_cls in endpoints.items():
+            check_replaceable(flask_api, endpoint, resource_cls)
+    except (ConfigError, EndpointConflict) as exc:
         # actinia swallows exceptions of plugins; a broken configuration
         # must stop the server instead of silently disabling resumption.
-        print(f"actinia_resume_plugin: configuration error: {exc}",
-              file=sys.stderr, flush=True)
+        what = ("configuration error" if isinstance(exc, ConfigError)
+                else "cannot take over actinia's endpoints")
+        _say(f"{what}: {exc}")
         # Exit status 3 is gunicorn's "worker failed to boot": the master
         # stops instead of restarting the worker (and failing) forever.
         raise SystemExit(WORKER_BOOT_ERROR) from exc
     if any(cls.__module__.endswith(".module_plugin")
            for cls in endpoints.values()):
-        from actinia_resume_plugin.api.module_plugin import (
-            honour_pctemplates_env,
-        )
-        folder = honour_pctemplates_env()
-        if folder:
-            print(f"actinia_resume_plugin: actinia-module-plugin templates "
-                  f"from PCTEMPLATES={folder}", file=sys.stderr, flush=True)
+        _module_plugin_workaround()
     for endpoint, resource_cls in endpoints.items():
         replace_view(flask_api, endpoint, resource_cls)
     document_operations(flask_api)

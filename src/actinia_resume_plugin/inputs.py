@@ -34,8 +34,6 @@ from collections.abc import Iterable, Sequence
 from email.utils import parsedate_to_datetime
 from fnmatch import fnmatch
 
-from actinia_resume_plugin import planner
-
 #: Bump when the meaning of a recorded fingerprint changes: records of
 #: another version never match (the chain then runs from the first step).
 VERSION = 1
@@ -239,32 +237,6 @@ def first_affected_step(recorded: dict | None, current: dict | None
             why = unknown[0] if unknown else "changed"
             reasons.append(f"import source of step {position} {why}")
     return first, reasons
-
-
-def plan_checked(new_fps: Sequence[str], saved_fps: Sequence[str],
-                 failed_step: int | None, snapshot_fps: dict[int, str],
-                 recorded: dict | None, current: dict | None,
-                 damage=lambda step: None,
-                 from_step: int | None = None) -> dict:
-    """:func:`planner.plan_from_interim_results`, with interim results
-    taken after a step whose inputs changed left out: the iteration starts
-    at the first affected step at the latest."""
-    affected, reasons = first_affected_step(recorded, current)
-    if affected is not None:
-        snapshot_fps = {s: fp for s, fp in snapshot_fps.items()
-                        if s < affected}
-        failed_step = affected if failed_step is None else min(failed_step,
-                                                               affected)
-    plan = planner.plan_with_intact_interim_results(
-        new_fps, saved_fps, failed_step, snapshot_fps, damage,
-        from_step=from_step).to_dict()
-    if affected is not None and affected < len(new_fps):
-        note = ("Inputs changed since the interim results were saved: "
-                + "; ".join(reasons)
-                + f". Steps from step {affected} on are run again.")
-        plan["notice"] = f"{plan['notice']} {note}" if plan["notice"] else note
-        plan["inputs_changed"] = reasons
-    return plan
 
 
 def check_restore(recorded: dict | None, current: dict | None,

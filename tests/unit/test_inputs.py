@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from actinia_resume_plugin import inputs, planner
+from actinia_resume_plugin import inputs, planner, plans
 
 
 def step(step_id, **kw):
@@ -109,17 +109,18 @@ def test_first_affected_step():
 def test_plan_checked_starts_at_the_first_affected_step():
     fps = planner.step_fingerprints([step(str(i)) for i in range(6)])
     snaps = {i: fps[i] for i in range(5)}
-    same = inputs.plan_checked(fps, fps, 5, snaps, record(), record())
-    assert same["start"] == 5 and "inputs_changed" not in same
+    same = plans.plan_checked(fps, fps, 5, snaps, record(), record())
+    assert same.start == 5 and same.inputs_changed is None
+    assert "inputs_changed" not in same.to_json()
     new_src = [dict(SRC[0], etag="2")]
-    plan = inputs.plan_checked(fps, fps, 5, snaps, record(sources={"3": SRC}),
-                               record(sources={"3": new_src}))
-    assert plan["start"] == 3 and plan["restore_snapshot"] == 2
-    assert "import source of step 3" in plan["notice"]
-    plan = inputs.plan_checked(fps, fps, 5, snaps, record(),
-                               record({"PERMANENT": "p2"}))
-    assert plan["start"] == 0 and plan["restore_snapshot"] is None
-    assert plan["inputs_changed"]
+    plan = plans.plan_checked(fps, fps, 5, snaps, record(sources={"3": SRC}),
+                              record(sources={"3": new_src}))
+    assert plan.start == 3 and plan.restore_interim_result == 2
+    assert "import source of step 3" in plan.notice
+    plan = plans.plan_checked(fps, fps, 5, snaps, record(),
+                              record({"PERMANENT": "p2"}))
+    assert plan.start == 0 and plan.restore_interim_result is None
+    assert plan.to_json()["inputs_changed"]
 
 
 def test_check_restore_guards_the_worker():

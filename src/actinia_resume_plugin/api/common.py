@@ -8,6 +8,14 @@ import functools
 
 from flask import jsonify, make_response
 
+#: actinia's resource ids start with it; URLs may leave it out.
+PREFIX = "resource_id-"
+
+
+def full_resource_id(resource_id: str) -> str:
+    """The resource id with actinia's ``resource_id-`` prefix."""
+    return resource_id if resource_id.startswith(PREFIX) else PREFIX + resource_id
+
 
 def error_response(http_code: int, message: str):
     """actinia's error document: ``{"status": "error", "message": …}``."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from importlib import metadata
 
 from actinia_module_plugin.api.processing import (
     GdiAsyncEphemeralExportResource,
@@ -38,6 +39,7 @@ class ResumableGdiEphemeralExportResource(GdiAsyncEphemeralExportResource):
     """``…/<project>/processing_export`` with templates and interim results."""
 
     core_class = "AsyncEphemeralExportResource"
+    replaces = GdiAsyncEphemeralExportResource
 
     def post(self, project_name):
         """Execute an ephemeral process chain (actinia-module templates
@@ -56,6 +58,7 @@ class ResumableGdiPersistentResource(GdiAsyncPersistentResource):
     interim results."""
 
     core_class = "AsyncPersistentResource"
+    replaces = GdiAsyncPersistentResource
 
     def post(self, project_name, mapset_name):
         """Execute a process chain (actinia-module templates allowed) in a
@@ -76,12 +79,35 @@ MODULE_PLUGIN_RESOURCES = {
 }
 
 
+#: The actinia-module-plugin release :func:`honour_pctemplates_env` works
+#: around. It can go (with its call in endpoints.py) once a release reads
+#: ``PCTEMPLATES`` without a ``config/*.ini``: start that release with only
+#: ``PCTEMPLATES`` set and see whether ``…/processing_export`` finds a
+#: template.
+PCTEMPLATES_WORKAROUND_FOR = "2.12.1"
+
+
+def pctemplates_workaround_note(installed: str | None = None) -> str | None:
+    """A note for the operator when the installed actinia-module-plugin is
+    not the release the PCTEMPLATES workaround was written for (None when
+    it is)."""
+    if installed is None:
+        installed = metadata.version("actinia-module-plugin")
+    if installed == PCTEMPLATES_WORKAROUND_FOR:
+        return None
+    return (f"the PCTEMPLATES workaround (api/module_plugin.py) was written "
+            f"for actinia-module-plugin {PCTEMPLATES_WORKAROUND_FOR}, "
+            f"{installed} is installed: it is still applied; check whether "
+            f"{installed} needs it and remove it when not")
+
+
 def honour_pctemplates_env() -> str | None:
     """Point the module plugin's template loader at ``$PCTEMPLATES``.
 
-    actinia-module-plugin documents ``PCTEMPLATES`` as the template folder,
-    but 2.12.1 reads it only when a ``config/*.ini`` exists below the
-    server's working directory; otherwise it keeps its built-in
+    A workaround for actinia-module-plugin 2.12.1
+    (:data:`PCTEMPLATES_WORKAROUND_FOR`): it documents ``PCTEMPLATES`` as
+    the template folder, but reads it only when a ``config/*.ini`` exists
+    below the server's working directory; otherwise it keeps its built-in
     ``/src/actinia-module-plugin/…`` path and finds no template. Returns the
     folder now used (None when nothing was changed).
     """

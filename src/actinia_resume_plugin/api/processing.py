@@ -18,7 +18,9 @@ from actinia_core.rest.ephemeral_processing_with_export import (
 from actinia_core.rest.persistent_processing import AsyncPersistentResource
 from flask import g, jsonify, make_response, request
 
+from actinia_resume_plugin.api import reuse
 from actinia_resume_plugin.api.common import ApiError
+from actinia_resume_plugin.plans import ResumePlan
 from actinia_resume_plugin.worker.processing import (
     start_ephemeral_export_job,
     start_ephemeral_job,
@@ -31,20 +33,21 @@ class EnqueueMixin:
 
     start_job = None  # set by subclasses (a module-level, picklable function)
     uses_file_storage = False
+    #: actinia's resource whose endpoints we serve (endpoints.replace_view
+    #: refuses to replace any other class)
+    replaces = None
 
-    def enqueue(self, resume_plan=None, endpoint=None, **preprocess_kwargs):
+    def enqueue(self, resume_plan: ResumePlan | None = None, endpoint=None,
+                **preprocess_kwargs):
         """Accept the job and hand it to our worker.
 
         A resumed iteration passes the resume plan and the endpoint of the
         job's first POST (the PUT itself is served by another endpoint).
+        The plan crosses the queue as JSON.
         """
         if endpoint:
             self.api_info["endpoint"] = endpoint
         elif resume_plan is None and "reuse" in request.args:
-            # (imported here: reuse plans like the PUT of api/resume.py,
-            # which imports this module)
-            from actinia_resume_plugin.api import reuse
-
             # POST ?reuse=: start after the caller's matching interim results
             try:
                 resume_plan = reuse.reuse_plan(
@@ -60,7 +63,7 @@ class EnqueueMixin:
             if self.uses_file_storage:
                 rdc.set_storage_model_to_file()
             if resume_plan is not None:
-                rdc.resume_plan = resume_plan
+                rdc.resume_plan = resume_plan.to_json()
             enqueue_job(self.job_timeout, type(self).start_job, rdc)
         html_code, response_model = pickle.loads(self.response_data)
         return make_response(jsonify(response_model), html_code)
@@ -68,6 +71,7 @@ class EnqueueMixin:
 
 class ResumableEphemeralResource(EnqueueMixin, AsyncEphemeralResource):
     start_job = staticmethod(start_ephemeral_job)
+    replaces = AsyncEphemeralResource
 
     def post(self, project_name):
         """Start an ephemeral processing job whose interim results can be
@@ -80,6 +84,7 @@ class ResumableEphemeralExportResource(
 ):
     start_job = staticmethod(start_ephemeral_export_job)
     uses_file_storage = True
+    replaces = AsyncEphemeralExportResource
 
     def post(self, project_name):
         """Start an ephemeral processing job with export."""
@@ -88,6 +93,7 @@ class ResumableEphemeralExportResource(
 
 class ResumablePersistentResource(EnqueueMixin, AsyncPersistentResource):
     start_job = staticmethod(start_persistent_job)
+    replaces = AsyncPersistentResource
 
     def post(self, project_name, mapset_name):
         """Start a persistent processing job."""

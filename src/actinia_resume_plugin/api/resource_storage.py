@@ -31,6 +31,9 @@ import time
 from actinia_core.core.common.config import global_config
 from actinia_core.core.common.user import ActiniaUser
 from actinia_core.rest.resource_management import ResourceManagerBase
+from actinia_core.rest.resource_storage_management import (
+    SyncResourceStorageResource,
+)
 from actinia_rest_lib.endpoint_config import check_endpoint
 from flask import jsonify, make_response, request
 
@@ -54,7 +57,7 @@ log = logging.getLogger("actinia_resume_plugin")
 
 #: actinia's class name, for the operator's endpoint allow list
 #: ([API] endpoints_config): our class answers where actinia's would.
-CORE_CLASS_NAME = "SyncResourceStorageResource"
+CORE_CLASS_NAME = SyncResourceStorageResource.__name__
 QUERY_PARAMS = {"GET": {"user_id"}, "DELETE": {"user_id", "olderthan"}}
 ACTIVE_STATES = ("accepted", "running")
 
@@ -155,6 +158,8 @@ def _protection(kvdb, resource_dir, user_id, rid, iteration, status):
 class ResourceStorageResource(ResourceManagerBase):
     """GET and DELETE ``/resource_storage`` (``?user_id=``,
     ``?olderthan=``)."""
+
+    replaces = SyncResourceStorageResource  # the view we serve instead
 
     def _allowed_user(self, method: str) -> str:
         """The user whose storage is meant: the operator's endpoint config

@@ -4,9 +4,9 @@
 
 GET answers like actinia-core, but orders iterations by number (actinia-core
 compares them as strings, so iteration 10 sorts before 9). PUT resumes a
-failed job: it loads the job's record from the snapshot store, lets the
-resume planner choose the step to start from, and enqueues a new iteration
-on the resumable worker of the job's core endpoint class.
+failed job: it loads the job's record from the snapshot store, lets
+plans.py choose the step to start from, and enqueues a new iteration on the
+resumable worker of the job's core endpoint class.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from actinia_core.core.common.user import ActiniaUser
 from actinia_core.rest.resource_management import ResourceManager
 from flask import g, jsonify, make_response, request
 
-from actinia_resume_plugin import inputs, keys, planner
+from actinia_resume_plugin import keys, plans
 from actinia_resume_plugin.api.common import (
+    PREFIX,
     ApiError,
     answers_api_errors,
+    full_resource_id,
     iteration_numbers,
     parse_flag,
     query_problem,
@@ -40,14 +42,9 @@ from actinia_resume_plugin.store.job_record import (
 )
 from actinia_resume_plugin.worker.liveness import JobState, judge_job
 
-PREFIX = "resource_id-"
 #: The query parameters of PUT; any other is refused (a typo such as
 #: ``?dryrun=true`` would otherwise start a real iteration).
 PUT_QUERY = ("dry_run", "from_step")
-
-
-def full_resource_id(resource_id: str) -> str:
-    return resource_id if resource_id.startswith(PREFIX) else PREFIX + resource_id
 
 
 def iteration_documents(resource_logger, user_id: str, resource_id: str):
@@ -65,6 +62,8 @@ def iteration_documents(resource_logger, user_id: str, resource_id: str):
 
 class ResumeResourceManager(ResourceManager):
     """actinia's ResourceManager with iteration-safe GET and our PUT."""
+
+    replaces = ResourceManager  # the view of actinia's we serve instead
 
     @answers_api_errors
     def get(self, user_id, resource_id):
@@ -146,11 +145,16 @@ class ResumeResourceManager(ResourceManager):
             raise ApiError(400, "No usable process chain is stored for "
                               "this job; send the complete process chain "
                               "in the PUT")
-        plan = self._plan(chain, job, store, from_step)
+        try:
+            plan = plans.plan_for_job(
+                chain, job, store, from_step,
+                config.include_additional_mapset_pattern)
+        except plans.PlanError as exc:
+            raise ApiError(400, str(exc)) from None
         if dry_run:
             return make_response(jsonify({
                 "status": "plan", "resource_id": resource_id,
-                "iteration": iteration + 1, "plan": plan,
+                "iteration": iteration + 1, "plan": plan.to_json(),
                 "message": "Dry run: nothing was changed"}), 200)
         return self._start_iteration(user_id, resource_id, iteration,
                                      core_class, origin, chain, plan)
@@ -273,46 +277,6 @@ class ResumeResourceManager(ResourceManager):
         if problem:
             raise ApiError(400, f"The PUT body is refused. {problem}")
         return chain
-
-    @staticmethod
-    def _plan(chain: dict, job: JobRecord, store: SnapshotStore,
-              from_step: str | None) -> dict:
-        steps = chain["list"]
-        order = planner.execution_order(steps)
-        ids = [str(steps[i].get("id", i)) for i in order]
-        new_fps = planner.step_fingerprints([steps[i] for i in order])
-        saved_fps = job.get("fingerprints") or []
-        snapshots = store.fingerprints()
-        failed = job.get("failed_step")
-        if failed is None and job:
-            failed = (max(snapshots) + 1) if snapshots else 0
-        try:
-            from_position = (planner.resolve_step_ref(from_step, ids)
-                             if from_step is not None else None)
-            # never a damaged interim result; also checks the mapsets and
-            # import sources the chain reads
-            result = inputs.plan_checked(
-                new_fps, saved_fps, failed, snapshots, job.get("inputs"),
-                inputs.current_inputs(
-                    [steps[i] for i in order], job.get("inputs"),
-                    current_config().include_additional_mapset_pattern),
-                damage=store.damage, from_step=from_position)
-        except (ValueError, planner.ResumeNotPossible) as exc:
-            raise ApiError(400, str(exc)) from None
-        result["forced_from"] = from_position
-        if not job.found and not snapshots:
-            result["notice"] = ("No interim results are stored for this "
-                                 "job; it runs from the first step")
-        elif job.damaged:
-            result["notice"] = " ".join(
-                filter(None, [job.notice(), result["notice"]]))
-        result["step_ids"] = ids
-        restore = result["restore_snapshot"]
-        restored = store.get(restore) if restore is not None else None
-        if restored is not None and restored.meta.get("taken_at_failure"):
-            result["notice"] = " ".join(filter(None, [
-                result.get("notice"), planner.at_failure_notice(restore)]))
-        return result
 
     def _enqueue(self, user_id, resource_id, iteration, core_class, origin,
                  chain, plan):

@@ -23,22 +23,20 @@ import re
 
 from flask import jsonify, make_response, request
 
-from actinia_resume_plugin import planner
-from actinia_resume_plugin.api.common import ApiError, parse_flag
-from actinia_resume_plugin.api.resume import (
-    ResumeResourceManager,
+from actinia_resume_plugin import plans
+from actinia_resume_plugin.api.common import (
+    ApiError,
     full_resource_id,
+    parse_flag,
 )
 from actinia_resume_plugin.config import current_config
-from actinia_resume_plugin.store import SnapshotStore, list_job_roots
-from actinia_resume_plugin.store.job_record import read_job_record
 
 LATEST = "latest"
 _RESOURCE_ID = re.compile(r"^(resource_id-)?[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 def reuse_plan(user_id: str, project: str, mapset: str | None,
-               endpoint: str) -> dict:
+               endpoint: str) -> plans.ResumePlan:
     """The resume plan of a POST with ``?reuse=`` (raises ApiError with
     a 4xx for anything that cannot be honoured)."""
     config = current_config()
@@ -63,12 +61,18 @@ def reuse_plan(user_id: str, project: str, mapset: str | None,
     wanted = {"project": project, "core_class": core_class}
     if core_class == "AsyncPersistentResource":
         wanted["mapset"] = mapset
-    if value == LATEST:
-        return _best_plan(user_id, chain, wanted)
-    if not _RESOURCE_ID.match(value):
+    if value != LATEST and not _RESOURCE_ID.match(value):
         raise ApiError(400, f"reuse={value!r}: expected 'latest' or a "
                           "resource id")
-    return _plan_from(user_id, full_resource_id(value), chain, wanted)
+    where = (config.resource_dir, user_id)
+    pattern = config.include_additional_mapset_pattern
+    try:
+        if value == LATEST:
+            return plans.plan_reuse_best(*where, chain, wanted, pattern)
+        return plans.plan_reuse_of(*where, full_resource_id(value), chain,
+                                   wanted, pattern)
+    except plans.PlanError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def dry_run_requested() -> bool:
@@ -78,10 +82,11 @@ def dry_run_requested() -> bool:
         raise ApiError(400, str(exc)) from None
 
 
-def dry_run_response(plan: dict):
+def dry_run_response(plan: plans.ResumePlan):
     return make_response(jsonify({
-        "status": "plan", "reused_from": plan.get("source_resource_id"),
-        "plan": plan, "message": "Dry run: no job was started"}), 200)
+        "status": "plan", "reused_from": plan.source_resource_id,
+        "plan": plan.to_json(), "message": "Dry run: no job was started"}),
+        200)
 
 
 # ----------------------------------------------------------------------
@@ -94,71 +99,3 @@ def _posted_chain() -> dict:
                           "body: a JSON object with a non-empty 'list' of "
                           "steps")
     return chain
-
-
-def _usable_job(job: dict, wanted: dict) -> str | None:
-    """Why a job's interim results cannot serve this POST (None: they can)."""
-    if job.get("status") != "error":
-        return (f"it is {job.get('status') or 'unknown'}; only jobs that "
-                "ended with an error can be reused")
-    for key, value in wanted.items():
-        if job.get(key) != value:
-            return f"its {key} is {job.get(key)!r}, not {value!r}"
-    return None
-
-
-def _plan_from(user_id: str, resource_id: str, chain: dict,
-               wanted: dict) -> dict:
-    config = current_config()
-    roots = {root.name: root
-             for root in list_job_roots(config.resource_dir, user_id)}
-    if resource_id not in roots:
-        raise ApiError(400, f"reuse={resource_id}: you have no interim "
-                          "results of such a job")
-    store = SnapshotStore(roots[resource_id])
-    job = read_job_record(store.root)
-    why = _usable_job(job, wanted)
-    if why:
-        raise ApiError(400, f"reuse={resource_id}: cannot be reused: "
-                          f"{why}")
-    return _with_source(ResumeResourceManager._plan(chain, job, store, None),
-                        resource_id)
-
-
-def _best_plan(user_id: str, chain: dict, wanted: dict) -> dict:
-    """The plan over the caller's matching job that reuses the most steps
-    (the most recently updated one among equals)."""
-    config = current_config()
-    new_fps = planner.chain_fingerprints(chain["list"])
-    best, best_key = None, None
-    for root in list_job_roots(config.resource_dir, user_id):
-        store = SnapshotStore(root)
-        job = read_job_record(store.root)
-        if _usable_job(job, wanted) or not _shares_a_step(store, new_fps):
-            continue
-        try:
-            plan = ResumeResourceManager._plan(chain, job, store, None)
-        except ApiError:
-            continue
-        key = (plan["steps_reused"], job.get("updated") or 0)
-        if plan["restore_snapshot"] is not None and (
-                best_key is None or key > best_key):
-            best, best_key = _with_source(plan, root.name), key
-    if best is None:
-        return {"start": 0, "restore_snapshot": None, "steps_reused": 0,
-                "notice": "No interim results of your earlier jobs match "
-                          "this chain; it runs from the first step"}
-    return best
-
-
-def _shares_a_step(store: SnapshotStore, new_fps: list[str]) -> bool:
-    """Cheap pre-check before planning (which fingerprints the inputs):
-    does any interim result hold a prefix of the new chain?"""
-    return any(step < len(new_fps) and fp == new_fps[step]
-               for step, fp in store.fingerprints().items())
-
-
-def _with_source(plan: dict, resource_id: str) -> dict:
-    if plan.get("restore_snapshot") is not None:
-        plan["source_resource_id"] = resource_id
-    return plan

@@ -35,7 +35,7 @@ from actinia_processing_lib.ephemeral_processing_with_export import (
 from actinia_processing_lib.exceptions import AsyncProcessError
 from actinia_processing_lib.persistent_processing import PersistentProcessing
 
-from actinia_resume_plugin import inputs, planner
+from actinia_resume_plugin import inputs, planner, plans
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
@@ -227,19 +227,13 @@ class InterimResultsMixin:
         if self.restore_store is not self.store:
             self.restore_store = self.store
             self.resume_plan.update(
-                start=0, restore_snapshot=None, source_resource_id=None,
-                actions=["run"] * len(self.step_units), forced_from=None,
-                notice="The interim result to reuse is damaged or gone; "
-                "the job runs from the first step")
+                plans.reuse_gone(len(self.step_units)).to_json(),
+                source_resource_id=None)
             self.resume_start = 0
             return
         job = read_job_record(self.store.root)
-        plan = planner.plan_with_intact_interim_results(
-            self.fingerprints, job.get("fingerprints") or [],
-            job.get("failed_step"),
-            self.store.fingerprints(), self.store.damage,
-        )
-        self.resume_plan.update(plan.to_dict(), forced_from=None)
+        plan = plans.replan(self.fingerprints, job, self.store)
+        self.resume_plan.update(plan.to_json())
         self.resume_start = plan.start
         self.message_logger.warning(plan.notice or "re-planned")
 
