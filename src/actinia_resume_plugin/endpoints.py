@@ -152,6 +152,10 @@ def document_operations(flask_api) -> None:
         (storage_docs, "delete", storage_docs.delete_doc),
     ):
         paths.setdefault(module.PATH, {})[method] = doc
+    # actinia's resource of one iteration answers {"<n>": document}; its doc
+    # said ProcessingResponseModel: documented as it answers
+    paths.setdefault(resume_docs.ITERATION_PATH, {})["get"] = \
+        resume_docs.iteration_get_doc
     for full, path in processing_docs.documented_paths():
         operations = paths.setdefault(full, {})
         operations["post"] = processing_docs.post_doc(

@@ -40,11 +40,11 @@ def test_swagger_contract_holds_for_our_operations(schema_stack, tmp_path):
         [str(cli), "run", f"{schema_stack.url}/swagger.json",
          "--url", schema_stack.url, "--auth", ":".join(SUPERADMIN),
          "--include-path-regex", OPERATIONS, "--checks", CHECKS,
-         "--phases", "examples,coverage,fuzzing", "--max-examples", "15",
+         "--phases", "examples,fuzzing", "--max-examples", "8",
          "--seed", "19", "--workers", "2", "--request-timeout", "60",
          "--suppress-health-check", "all",
          "--report", "junit", "--report-junit-path", str(junit)],
-        capture_output=True, text=True, timeout=1200)
+        capture_output=True, text=True, timeout=900)
     output = proc.stdout[-12000:] + proc.stderr[-3000:]
     assert junit.exists(), output
     cases = list(ET.parse(junit).getroot().iter("testcase"))

@@ -127,6 +127,31 @@ DEFINITIONS = {
         },
         "example": {**ACCEPTED_EXAMPLE, "iteration": 1},
     },
+    "ResumeAcceptedResponseModel": {
+        "type": "object",
+        "description": "An accepted async job (actinia's "
+                       "ProcessingResponseModel with status accepted; its "
+                       "process_results is an object): poll urls.status",
+        "required": ["status", "user_id", "resource_id", "message", "urls"],
+        "properties": {
+            "status": {"type": "string", "enum": ["accepted"]},
+            "user_id": {"type": "string"},
+            "resource_id": {"type": "string"},
+            "message": {"type": "string"},
+            "urls": {"type": "object",
+                     "required": ["status"],
+                     "properties": {"status": {"type": "string"}}},
+            "process_results": {"type": "object"},
+        },
+        "example": ACCEPTED_EXAMPLE,
+    },
+    "ResourceIterationResponseModel": {
+        "type": "object",
+        "description": "One iteration of a job by its number: "
+                       "{\"<iteration>\": its status document}",
+        "additionalProperties": {"type": "object"},
+        "example": {"2": {**ACCEPTED_EXAMPLE, "status": "finished"}},
+    },
     "ResumeResourceStatusModel": {
         "type": "object",
         "description": "The latest iteration (actinia's "

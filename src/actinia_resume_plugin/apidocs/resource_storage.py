@@ -58,7 +58,7 @@ delete_doc = {
     ],
     "responses": {
         "200": {"description": "Accepted: poll urls.status",
-                "schema": ref("ProcessingResponseModel"),
+                "schema": ref("ResumeAcceptedResponseModel"),
                 "examples": {"application/json": {
                     **ACCEPTED_EXAMPLE, "iteration": None,
                     "api_info": {"endpoint": "syncresourcestorageresource",

@@ -85,7 +85,10 @@ get_doc = {
     "parameters": _ids,
     "responses": {
         "200": {"description": "The job's status document(s)",
-                "schema": ref("ResumeResourceStatusModel")},
+                "schema": ref("ResumeResourceStatusModel"),
+                "examples": {"application/json": {
+                    **ACCEPTED_EXAMPLE, "status": "finished",
+                    "message": "Processing successfully finished"}}},
         "400": error("Resource does not exist"),
         "401": error("Not allowed to access this job"),
     },
@@ -97,7 +100,29 @@ delete_doc = {
     "parameters": _ids,
     "responses": {
         "200": {"description": "Termination request committed",
-                "schema": ref("ResourceTerminationResponseModel")},
+                "schema": ref("ResourceTerminationResponseModel"),
+                "examples": {"application/json": {
+                    "status": "accepted",
+                    "message": "Termination request committed"}}},
+        "400": error("Resource does not exist"),
+        "401": error("Not allowed to access this job"),
+    },
+}
+
+ITERATION_PATH = PATH + "/{iteration}"
+
+iteration_get_doc = {
+    "tags": ["Resource Management"],
+    "summary": "The status document of one iteration of a job",
+    "parameters": _ids + [
+        {"name": "iteration", "in": "path", "required": True,
+         "type": "integer", "description": "The iteration (1, 2, …)"}],
+    "responses": {
+        "200": {"description": "The iteration's status document, by its "
+                               "number",
+                "schema": ref("ResourceIterationResponseModel"),
+                "examples": {"application/json": {"2": {
+                    **ACCEPTED_EXAMPLE, "status": "finished"}}}},
         "400": error("Resource does not exist"),
         "401": error("Not allowed to access this job"),
     },
