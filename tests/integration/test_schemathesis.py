@@ -44,7 +44,7 @@ def test_swagger_contract_holds_for_our_operations(schema_stack, tmp_path):
          "--seed", "19", "--workers", "2", "--request-timeout", "60",
          "--suppress-health-check", "all",
          "--report", "junit", "--report-junit-path", str(junit)],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True, text=True, timeout=900, cwd=tmp_path)
     output = proc.stdout[-12000:] + proc.stderr[-3000:]
     assert junit.exists(), output
     cases = list(ET.parse(junit).getroot().iter("testcase"))
