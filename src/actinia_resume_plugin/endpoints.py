@@ -21,6 +21,8 @@ from actinia_resume_plugin.api.resource_storage import (
     start_retention_thread,
 )
 from actinia_resume_plugin.api.resume import ResumeResourceManager
+from actinia_resume_plugin.apidocs import models
+from actinia_resume_plugin.apidocs import processing as processing_docs
 from actinia_resume_plugin.apidocs import resource_storage as storage_docs
 from actinia_resume_plugin.apidocs import resume as resume_docs
 from actinia_resume_plugin.config import (
@@ -164,15 +166,28 @@ def plugin_endpoints(registered=(), config: ResumeConfig | None = None
 def document_operations(flask_api) -> None:
     """Put our operations' docs into actinia's swagger.json (rebinding a
     view does not touch the docs actinia registered for the URL), through
-    flask-restful-swagger-2's ``get_swagger_doc()``: the document its
-    swagger.json endpoint serves."""
-    paths = flask_api.get_swagger_doc().setdefault("paths", {})
+    flask-restful-swagger-2's ``get_swagger_doc()`` (the document its
+    swagger.json endpoint serves): every operation we add or replace, with
+    response schemas and examples (apidocs/models.py)."""
+    swagger = flask_api.get_swagger_doc()
+    paths = swagger.setdefault("paths", {})
+    swagger.setdefault("definitions", {}).update(models.DEFINITIONS)
     for module, method, doc in (
         (resume_docs, "put", resume_docs.put_doc),
+        (resume_docs, "get", resume_docs.get_doc),
+        (resume_docs, "delete", resume_docs.delete_doc),
         (storage_docs, "get", storage_docs.get_doc),
         (storage_docs, "delete", storage_docs.delete_doc),
     ):
         paths.setdefault(module.PATH, {})[method] = doc
+    # actinia's resource of one iteration answers {"<n>": document}; its doc
+    # said ProcessingResponseModel: documented as it answers
+    paths.setdefault(resume_docs.ITERATION_PATH, {})["get"] = \
+        resume_docs.iteration_get_doc
+    for full, path in processing_docs.documented_paths():
+        operations = paths.setdefault(full, {})
+        operations["post"] = processing_docs.post_doc(
+            path, operations.get("post"))
 
 
 def _say(message: str) -> None:

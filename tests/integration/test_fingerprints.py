@@ -412,7 +412,7 @@ def test_worker_killed_mid_snapshot(stack_true):
     deadline = time.monotonic() + 30
     while True:
         resp = client.put(url)
-        if resp.status_code != 409 or time.monotonic() > deadline:
+        if resp.status_code != 404 or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert resp.status_code == 200, resp.text

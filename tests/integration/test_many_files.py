@@ -125,7 +125,7 @@ def test_many_files_kill_mid_save_resume_and_clean_up(stack_true, tmp_path):
     deadline = time.monotonic() + 30
     while True:
         resp = client.put(url)
-        if resp.status_code != 409 or time.monotonic() > deadline:
+        if resp.status_code != 404 or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert resp.status_code == 200, resp.text

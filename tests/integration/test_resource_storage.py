@@ -15,6 +15,7 @@ cost (real stack over HTTP).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -73,6 +74,19 @@ def age_tree(path: Path, days: float) -> None:
     os.utime(path, (t, t))
 
 
+class FinalDocument:
+    """The final status document of an async DELETE, shaped like a
+    response (``status_code``, ``json()``, ``text``)."""
+
+    def __init__(self, status_code: int, doc: dict):
+        self.status_code = status_code
+        self.doc = doc
+        self.text = json.dumps(doc)
+
+    def json(self) -> dict:
+        return self.doc
+
+
 class Storage:
     """A deployment seen by one user."""
 
@@ -92,8 +106,22 @@ class Storage:
         return self.client.request("GET", "resource_storage", params=params)
 
     def delete(self, **params):
-        return self.client.request("DELETE", "resource_storage",
+        """DELETE and, when accepted, the job's final document (actinia's
+        async answer: ``accepted`` with ``resource_id`` and ``urls.status``,
+        then the status URL reaches ``finished``)."""
+        resp = self.client.request("DELETE", "resource_storage",
                                    params=params)
+        if resp.status_code != 200:
+            return resp
+        accepted = resp.json()
+        assert accepted["status"] == "accepted", accepted
+        assert accepted["resource_id"].startswith("resource_id-")
+        status_url = accepted["urls"]["status"]
+        assert status_url.endswith(
+            f"/resources/{self.user}/{accepted['resource_id']}")
+        final = self.client.wait(status_url)
+        return FinalDocument(
+            self.client.request("GET", status_url).status_code, final)
 
     def failed_job(self) -> str:
         doc = self.client.run_chain("processing_async", failing_chain())
@@ -198,7 +226,8 @@ def test_delete_olderthan_removes_only_old_whole_units(user_storage):
     resp = s.delete(olderthan=2)
     assert resp.status_code == 200, resp.text
     doc = resp.json()
-    assert doc["olderthan"] == 2
+    assert doc["status"] == "finished"
+    assert doc["process_results"]["olderthan"] == 2
     removed = {(u["kind"], u["resource_id"]): u["bytes"]
                for u in doc["process_results"]["removed"]}
     assert set(removed) == {("interim_results", old),
@@ -231,7 +260,7 @@ def test_delete_all_removes_the_storage(user_storage):
     resp = s.delete()
     assert resp.status_code == 200, resp.text
     doc = resp.json()
-    assert doc["olderthan"] is None
+    assert doc["process_results"]["olderthan"] is None
     kinds = {(u["kind"], u.get("resource_id") or u.get("name"))
              for u in doc["process_results"]["removed"]}
     assert kinds == {("interim_results", rid), ("other", "stray.bin")}

@@ -40,3 +40,16 @@ def test_actinia_permission_answer_is_passed_through():
         assert Resource(denied).get("permission") is denied
         assert Resource(None).get("permission") == "ok"
         assert Resource().get() == "ok"
+
+
+def test_detail_follows_actinias_exact_message():
+    """actinia's clients compare its message word for word; our fuller
+    explanation goes into ``detail``."""
+    with Flask(__name__).test_request_context():
+        resp = ApiError(404, "Resource is running no restart possible",
+                        detail="its worker is alive").to_response()
+        assert resp.status_code == 404
+        assert resp.get_json() == {
+            "status": "error",
+            "message": "Resource is running no restart possible",
+            "detail": "its worker is alive"}

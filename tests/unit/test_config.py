@@ -208,3 +208,39 @@ def test_reuse_interim_results_is_off_unless_set(tmp_path):
     cfg_path.write_text(text.replace("= True\n[GRASS]", "= maybe\n[GRASS]"))
     with pytest.raises(ConfigError, match="reuse_interim_results"):
         read_config(cfg_path)
+
+
+# ------------------------------------------ save_interim_results read anew
+def test_fresh_config_reads_save_mode_anew(tmp_path, monkeypatch):
+    """As actinia reads it on every PUT and in every job: a changed file
+    changes the mode without a restart; the other keys stay as loaded."""
+    from actinia_resume_plugin import config as cfg
+
+    path = tmp_path / "actinia.cfg"
+    path.write_text("[MISC]\nsave_interim_results = False\n"
+                    "[GRASS]\ngrass_resource_dir = /srv/res\n")
+    monkeypatch.setenv("DEFAULT_CONFIG_PATH", str(path))
+    monkeypatch.setattr(cfg, "_loaded", None)
+    assert cfg.current_config().save_interim_results is False
+    for text, mode in (("True", True), ("onError", "onError"),
+                       ("False", False)):
+        path.write_text(f"[MISC]\nsave_interim_results = {text}\n"
+                        "[GRASS]\ngrass_resource_dir = /elsewhere\n")
+        fresh = cfg.current_config(fresh=True)
+        assert fresh.save_interim_results == mode
+        assert fresh.resource_dir == "/srv/res"
+    # not fresh: the value of start-up
+    path.write_text("[MISC]\nsave_interim_results = True\n")
+    assert cfg.current_config().save_interim_results is False
+    # unreadable: the value of start-up
+    path.write_text("[MISC]\nsave_interim_results = maybe\n")
+    assert cfg.current_config(fresh=True).save_interim_results is False
+    path.unlink()
+    assert cfg.current_config(fresh=True).save_interim_results is False
+    # the key missing: actinia's default, False
+    path.write_text("[MISC]\n")
+    monkeypatch.setattr(cfg, "_loaded", None)
+    path.write_text("[MISC]\nsave_interim_results = True\n")
+    assert cfg.current_config().save_interim_results is True
+    path.write_text("[MISC]\n")
+    assert cfg.current_config(fresh=True).save_interim_results is False

@@ -17,10 +17,12 @@ def full_resource_id(resource_id: str) -> str:
     return resource_id if resource_id.startswith(PREFIX) else PREFIX + resource_id
 
 
-def error_response(http_code: int, message: str):
-    """actinia's error document: ``{"status": "error", "message": …}``."""
+def error_response(http_code: int, message: str, extra=None):
+    """actinia's error document: ``{"status": "error", "message": …}``,
+    with our ``extra`` fields (e.g. ``detail``) after actinia's."""
     return make_response(
-        jsonify({"status": "error", "message": message}), http_code
+        jsonify({"status": "error", "message": message, **(extra or {})}),
+        http_code,
     )
 
 
@@ -33,11 +35,13 @@ class ApiError(Exception):
     (``response``, e.g. from ``check_permissions``)."""
 
     def __init__(self, http_code: int = 400, message: str = "",
-                 response=None):
+                 response=None, detail: str | None = None):
         super().__init__(message)
         self.http_code = http_code
         self.message = message
         self.response = response
+        # our fuller explanation where actinia's exact message is kept
+        self.detail = detail
 
     @classmethod
     def from_response(cls, response) -> ApiError:
@@ -46,7 +50,8 @@ class ApiError(Exception):
     def to_response(self):
         if self.response is not None:
             return self.response
-        return error_response(self.http_code, self.message)
+        extra = {"detail": self.detail} if self.detail else None
+        return error_response(self.http_code, self.message, extra)
 
 
 def answers_api_errors(method):

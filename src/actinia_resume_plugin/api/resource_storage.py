@@ -5,8 +5,13 @@
 Serves actinia's own URL and endpoint name (``syncresourcestorageresource``,
 see endpoints.py). Differences to actinia-core's SyncResourceStorageResource:
 
-* synchronous and fast: sized with os.scandir in the API process, no job in
-  the queue, no ``du``/``find`` subprocess;
+* GET is synchronous and fast: sized with os.scandir in the API process,
+  no job in the queue, no ``du`` subprocess; DELETE answers as actinia's
+  does (an async job: ``accepted``, ``resource_id``, ``urls.status``, the
+  status URL reaches ``finished`` with what was removed, in
+  ``process_results``); the removal is done before the answer (no job
+  waits behind running jobs in the queue), so the status URL shows
+  ``finished`` at once;
 * a breakdown per unit (interim results of a job, exported resources of a
   job, anything else) with bytes, files, steps and age;
 * any role may see and clean its **own** storage; admins the storage of the
@@ -27,9 +32,11 @@ import os
 import pickle
 import threading
 import time
+from datetime import datetime
 
 from actinia_core.core.common.config import global_config
 from actinia_core.core.common.user import ActiniaUser
+from actinia_core.models.response_models import create_response_from_model
 from actinia_core.rest.resource_management import ResourceManagerBase
 from actinia_core.rest.resource_storage_management import (
     SyncResourceStorageResource,
@@ -155,9 +162,14 @@ def _protection(kvdb, resource_dir, user_id, rid, iteration, status):
 # --------------------------------------------------------------------------
 
 
-class ResourceStorageResource(ResourceManagerBase):
+class ResourceStorageResource(SyncResourceStorageResource):
     """GET and DELETE ``/resource_storage`` (``?user_id=``,
-    ``?olderthan=``)."""
+    ``?olderthan=``): actinia's resource, with the role model of its
+    resource management (any role its own storage) instead of admins
+    only."""
+
+    decorators = ResourceManagerBase.decorators
+    check_permissions = ResourceManagerBase.check_permissions
 
     replaces = SyncResourceStorageResource  # the view we serve instead
 
@@ -190,12 +202,25 @@ class ResourceStorageResource(ResourceManagerBase):
     @answers_api_errors
     def delete(self):
         """Remove the resource storage (``?olderthan=N``: whole units whose
-        newest content is older than N days); running jobs are kept."""
+        newest content is older than N days); running jobs are kept. An
+        async job as actinia's: the answer is ``accepted`` with the status
+        URL; its final document lists what was removed."""
         user_id = self._allowed_user("DELETE")
         try:
             olderthan = rs.parse_olderthan(request.args.get("olderthan"))
         except ValueError as exc:
             raise ApiError(400, f"{exc}; nothing was deleted") from None
+        # actinia's accepted document, status URL and resource id
+        rdc = self.preprocess(has_json=False, has_xml=False)
+        http_code, accepted = pickle.loads(self.response_data)
+        if rdc:
+            started = time.time()
+            message, results, ok = self._clean(user_id, olderthan)
+            self._commit_final(message, results, ok, started)
+        return make_response(jsonify(accepted), http_code)
+
+    def _clean(self, user_id: str, olderthan) -> tuple[str, dict, bool]:
+        """Remove whole units; ``(message, results, ok)``."""
         config = current_config()
         protect = make_protect(self.resource_logger,
                                kvdb_client(global_config),
@@ -215,13 +240,28 @@ class ResourceStorageResource(ResourceManagerBase):
                         "accepted jobs kept")
         if result.errors:
             message += f"; {len(result.errors)} unit(s) could not be removed"
-        return make_response(jsonify({
-            "status": "error" if result.errors else "finished",
-            "message": message,
-            "user_id": user_id,
-            "olderthan": olderthan,
-            "process_results": result.to_dict(),
-        }), 500 if result.errors else 200)
+        results = {"user_id": user_id, "olderthan": olderthan,
+                   **result.to_dict()}
+        return message, results, not result.errors
+
+    def _commit_final(self, message: str, results: dict, ok: bool,
+                      started: float) -> None:
+        """The job's final document under its status URL, made with
+        actinia's response model as its jobs make it."""
+        document = create_response_from_model(
+            self.response_model_class,
+            status="finished" if ok else "error",
+            user_id=self.user_id, resource_id=self.resource_id,
+            queue=self.queue, iteration=self.iteration, results=results,
+            message=message, http_code=200 if ok else 400,
+            status_url=self.status_url, orig_time=self.orig_time,
+            orig_datetime=self.orig_datetime,
+            start_timestamp=started,
+            start_datetime=str(datetime.fromtimestamp(started)),
+            api_info=self.api_info)
+        self.resource_logger.commit(
+            self.user_id, self.resource_id, self.iteration, document,
+            expiration=global_config.KVDB_RESOURCE_EXPIRE_TIME)
 
     # ------------------------------------------------------------------
     def _target_user(self, method: str) -> str:

@@ -45,6 +45,10 @@ from actinia_resume_plugin.worker.liveness import JobState, judge_job
 #: The query parameters of PUT; any other is refused (a typo such as
 #: ``?dryrun=true`` would otherwise start a real iteration).
 PUT_QUERY = ("dry_run", "from_step")
+#: actinia-core's messages (rest/resource_management.py), which its clients
+#: and tests compare word for word; our explanation goes into ``detail``.
+NOT_CONFIGURED = "Interim results are not set in the configuration"
+RUNNING = "Resource is running no restart possible"
 
 
 def iteration_documents(resource_logger, user_id: str, resource_id: str):
@@ -115,12 +119,13 @@ class ResumeResourceManager(ResourceManager):
         require_permission(self, user_id)
         dry_run, from_step = self._put_query()
         requested = self._requested_chain()
-        config = current_config()
+        # read anew on every PUT, as actinia does
+        config = current_config(fresh=True)
         if not config.enabled:
+            # actinia's answer (404 and its message, word for word)
             raise ApiError(
-                400, "Interim results are not set in the configuration "
-                "([MISC] save_interim_results is False), so jobs cannot be "
-                "resumed")
+                404, NOT_CONFIGURED, detail="[MISC] save_interim_results is "
+                "False, so jobs cannot be resumed")
         docs = iteration_documents(self.resource_logger, user_id, resource_id)
         if not docs:
             raise ApiError(404, f"Resource {resource_id} does not exist")
@@ -203,15 +208,17 @@ class ResumeResourceManager(ResourceManager):
     def _check_resumable(self, model, user_id, resource_id, iteration,
                          commit=True):
         """Refuse a PUT on a finished job, a living job and a job still
-        waiting in its queue (409). A job whose worker picked it up and died
-        is set to error (whatever actinia's status says: with rq nothing
-        updates it) and resumed; the error is committed only with
+        waiting in its queue with actinia's answer (404 and its message;
+        our explanation in ``detail``). A job whose worker picked it up and
+        died is set to error (whatever actinia's status says: with rq
+        nothing updates it) and resumed; the error is committed only with
         ``commit`` (a real PUT; a dry run changes nothing)."""
         status = model.get("status")
         if status == "finished":
             raise ApiError(
-                409, f"Resource is {status}; PUT is only possible for jobs "
-                "that ended with an error or were terminated")
+                404, f"Resource is {status} PUT not possible",
+                detail="PUT is only possible for jobs that ended with an "
+                "error or were terminated")
         if status not in ("accepted", "running"):
             return
         config = current_config()
@@ -221,13 +228,16 @@ class ResumeResourceManager(ResourceManager):
                                resource_id, iteration, status, job_record)
         if state is JobState.ALIVE:
             raise ApiError(
-                409, f"Resource is {status} ({why}); terminate it first "
-                "(DELETE on the status URL)")
+                404, RUNNING if status == "running"
+                else f"Resource is {status} PUT not possible",
+                detail=f"The job is {status} ({why}); "
+                "terminate it first (DELETE on the status URL)")
         if state is JobState.WAITING:
             raise ApiError(
-                409, f"Resource is accepted and waiting in the queue: {why}. "
-                "PUT is only possible for jobs that ended with an error, "
-                "were terminated or whose worker died")
+                404, f"Resource is {status} PUT not possible",
+                detail=f"The job is waiting in the queue: {why}. PUT is only "
+                "possible for jobs that ended with an error, were "
+                "terminated or whose worker died")
         if not commit:
             return
         model["status"] = "error"

@@ -39,7 +39,7 @@ def reuse_plan(user_id: str, project: str, mapset: str | None,
                endpoint: str) -> plans.ResumePlan:
     """The resume plan of a POST with ``?reuse=`` (raises ApiError with
     a 4xx for anything that cannot be honoured)."""
-    config = current_config()
+    config = current_config(fresh=True)
     if not config.reuse_interim_results:
         raise ApiError(
             400, "Reuse of interim results across jobs is disabled in this "

@@ -81,7 +81,9 @@ class InterimResultsMixin:
 
     def __init__(self, rdc):
         super().__init__(rdc)
-        self.resume_config = current_config()
+        # save_interim_results as the file says now: actinia reads it in
+        # every job (its InterimResult, made by super().__init__, too)
+        self.resume_config = current_config(fresh=True)
         # actinia-core's InterimResult reads the same config keys; with our
         # plugin loaded it must not save anything itself.
         self.interim_result.saving_interim_results = False
