@@ -64,14 +64,28 @@ USERS = [
     ("resume-userb", "resume-userb-pw", "user", "groupb"),
 ]
 # Modules and executables a plain `user` may run (actinia's default allow
-# list has neither r.info nor sleep).
+# list has neither r.info nor sleep). Nothing here may run arbitrary
+# commands or name a server file to read or write: every job of every user
+# runs as the same system user, so such a step could read, change or delete
+# other users' interim results (tests/integration/test_isolation.py).
 USER_MODULES = (
     "importer,exporter,r.info,r.univar,r.mapcalc,r.colors,r.neighbors,"
-    "r.slope.aspect,r.stats,r.out.gdal,r.in.gdal,r.import,v.import,v.info,"
+    "r.slope.aspect,r.stats,v.info,"
     "v.db.addcolumn,v.db.update,v.db.select,v.buffer,v.to.rast,g.region,"
     "g.list,g.mapset,g.mapsets,g.remove,g.copy,g.rename,r.random,"
-    "r.what,v.out.ogr,sleep,ls,cat,echo,mkdir,touch,false,true,grass,"
-    "r.colors.out,index_NDVI"
+    "r.what,sleep,ls,echo,false,true,index_NDVI"
+)
+# Never allowed to a plain `user`, also when actinia's default allow list
+# has them: shells and interpreters (a GRASS session runs any command:
+# `grass --exec rm -rf ...`) and file tools. GRASS modules that take a
+# server path (r.out.png output=, r.colors.out rules=, ...) stay allowed:
+# the plugin refuses any path into the resource storage for non-superadmins
+# (worker/path_guard.py).
+USER_FORBIDDEN = (
+    "grass,sh,bash,dash,zsh,python,python3,perl,env,xargs,find,cat,touch,"
+    "mkdir,rm,rmdir,cp,mv,ln,tee,dd,rsync,tar,chmod,chown,truncate,"
+    "r.in.gdal,r.import,r.external,r.out.gdal,v.import,v.in.ogr,"
+    "v.external,v.out.ogr,db.in.ogr,db.out.ogr"
 )
 
 
@@ -236,7 +250,9 @@ from actinia_core.core.common.user import ActiniaUser
 global_config.read()
 kvdb_user_interface.connect(host=global_config.KVDB_SERVER_URL,
                             port=global_config.KVDB_SERVER_PORT)
-modules = list(global_config.MODULE_ALLOW_LIST) + {USER_MODULES!r}.split(",")
+forbidden = set({USER_FORBIDDEN!r}.split(","))
+modules = [m for m in list(global_config.MODULE_ALLOW_LIST)
+           + {USER_MODULES!r}.split(",") if m not in forbidden]
 datasets = {{"nc_spm_08": ["PERMANENT", "landsat", "user1"]}}
 for uid, pw, role, group in {USERS!r}:
     user = ActiniaUser(uid)

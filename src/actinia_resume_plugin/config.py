@@ -45,6 +45,9 @@ class ResumeConfig:
     # a POST may reuse the caller's interim results of an earlier job
     # (``?reuse=``); off unless the operator opts in
     reuse_interim_results: bool = False
+    # how often a job whose worker was lost is continued by itself
+    # (continuation.py); 0: never, only a PUT resumes it
+    continue_after_worker_loss: int = 3
     # lower-case endpoint class name -> actinia-core class used to resume
     endpoint_map: dict[str, str] = field(default_factory=dict)
 
@@ -159,6 +162,11 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
         quota = int(get("GRASS", "grass_resource_quota", "100"))
         reuse = parse_flag(get("MISC", "reuse_interim_results", "False"),
                            "[MISC] reuse_interim_results")
+        continuations = int(get("MISC", "continue_after_worker_loss", "3"))
+        if not 0 <= continuations <= 100:
+            raise ValueError(
+                f"[MISC] continue_after_worker_loss = {continuations}: "
+                "expected a whole number 0 ... 100")
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return ResumeConfig(
@@ -174,6 +182,7 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
         interim_results_ttl_days=ttl_days,
         interim_results_ttl_check_seconds=ttl_check,
         reuse_interim_results=reuse,
+        continue_after_worker_loss=continuations,
         endpoint_map=endpoint_map,
     )
 

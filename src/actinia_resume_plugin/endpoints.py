@@ -21,6 +21,7 @@ from actinia_resume_plugin.api.resource_storage import (
     start_retention_thread,
 )
 from actinia_resume_plugin.api.resume import ResumeResourceManager
+from actinia_resume_plugin.api.unavailable import answers_503_while_kvdb_down
 from actinia_resume_plugin.apidocs import resource_storage as storage_docs
 from actinia_resume_plugin.apidocs import resume as resume_docs
 from actinia_resume_plugin.config import (
@@ -51,7 +52,7 @@ def replace_view(flask_api, endpoint: str, resource_cls) -> None:
     view = flask_api.output(resource_cls.as_view(endpoint))
     for decorator in flask_api.decorators:
         view = decorator(view)
-    app.view_functions[endpoint] = view
+    app.view_functions[endpoint] = answers_503_while_kvdb_down(view)
 
 
 def plugin_resource_classes() -> dict[str, type]:
@@ -173,3 +174,9 @@ def create_endpoints(flask_api):
     document_operations(flask_api)
     # [MISC] interim_results_ttl_days: remove expired interim results
     start_retention_thread()
+    # kvdb/per_job queues: continue jobs whose worker was lost
+    from actinia_core.core.common.config import global_config
+
+    from actinia_resume_plugin.continuation import start_sweeper_thread
+
+    start_sweeper_thread(global_config, config)

@@ -35,7 +35,7 @@ from actinia_processing_lib.ephemeral_processing_with_export import (
 from actinia_processing_lib.exceptions import AsyncProcessError
 from actinia_processing_lib.persistent_processing import PersistentProcessing
 
-from actinia_resume_plugin import inputs, planner
+from actinia_resume_plugin import continuation, inputs, planner
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
@@ -51,6 +51,7 @@ from actinia_resume_plugin.store.resource_storage import (
     storage_usage,
 )
 from actinia_resume_plugin.store.snapshot_store import rmtree
+from actinia_resume_plugin.worker import path_guard
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
 
@@ -155,6 +156,12 @@ class InterimResultsMixin:
             process_chain=process_chain,
             skip_permission_check=skip_permission_check,
         )
+        # --- hook (issue 22): no paths into other users' interim results
+        refused = path_guard.check_processes(
+            process_list, self.user_credentials.get("user_role"),
+            self.resume_config.resource_dir)
+        if refused:
+            raise AsyncProcessError(refused)
         chain = process_chain if process_chain is not None else self.request_data
         chain_list = chain.get("list", []) if isinstance(chain, dict) else []
         if not chain_list:
@@ -218,6 +225,14 @@ class InterimResultsMixin:
         if self.resume_plan.get("source_resource_id"):
             self.resume_report["reused_from"] = self.resume_plan[
                 "source_resource_id"]
+        # --- hook (issue 22, continuation.py): say why this iteration runs
+        continued = self.resume_plan.get("continued")
+        if continued:
+            self.resume_report["continued"] = continuation.attempt_text(
+                continued["attempt"], continued["max_attempts"])
+            self.resume_report["continued_from_iteration"] = continued[
+                "previous_iteration"]
+            self.resume_report["worker_lost"] = continued["why"]
 
     def _replan(self):
         """The planned interim result was damaged or removed since the PUT
@@ -553,14 +568,19 @@ class ResumablePersistentProcessing(InterimResultsMixin, PersistentProcessing):
     """Persistent processing (``…/mapsets/<mapset>/processing_async``)."""
 
 
-def start_ephemeral_job(*args):
-    ResumableEphemeralProcessing(*args).run()
+# --- hook (issue 22): continuation.adopt() records the rq job's iteration
+# and turns a job requeued after worker loss into its new iteration.
+def start_ephemeral_job(rdc):
+    continuation.adopt(rdc)
+    ResumableEphemeralProcessing(rdc).run()
 
 
-def start_ephemeral_export_job(*args):
-    ResumableEphemeralProcessingWithExport(*args).run()
+def start_ephemeral_export_job(rdc):
+    continuation.adopt(rdc)
+    ResumableEphemeralProcessingWithExport(rdc).run()
 
 
-def start_persistent_job(*args):
-    ResumablePersistentProcessing(*args).run()
+def start_persistent_job(rdc):
+    continuation.adopt(rdc)
+    ResumablePersistentProcessing(rdc).run()
 

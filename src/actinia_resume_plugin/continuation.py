@@ -1,0 +1,398 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Continue a job by itself when the process that ran it was lost.
+
+A worker pod is evicted, a work-horse is OOM-killed, a host goes away: the
+job's status stays ``accepted`` or ``running`` for ever and only a PUT would
+finish it. This module continues such a job from its newest intact interim
+result, as a new iteration, without anyone asking.
+
+What is rq's and what is ours (kvdb and per_job queues):
+
+* **rq** knows which jobs a worker started (``StartedJobRegistry`` of each
+  queue) and which jobs lost their work-horse (``FailedJobRegistry``: the
+  worker saw its horse die, "Work-horse terminated unexpectedly"). rq also
+  runs the continuation: we put the very same rq job back into its queue
+  with rq's ``registry.requeue`` (its ``ZREM`` makes one requeue win), and
+  rq hands it to exactly one live worker of that queue, with the job's
+  pickled arguments. rq's own abandoned-job detection (a started job whose
+  worker stopped renewing it for 90 s, found by a worker's maintenance run
+  every 10 minutes) is far too slow on its own, so we do not wait for it.
+* **ours** is the proof that the process is gone, within seconds: the
+  plugin's heartbeat (:mod:`actinia_resume_plugin.worker.liveness`, TTL
+  10 s, or at once when the pid is seen gone), the decision (latest
+  iteration still ``accepted``/``running``; not terminated by its user;
+  attempts left), actinia's status documents (the lost iteration becomes
+  ``error`` saying why, the new one ``accepted``) and the plan: when the
+  requeued job starts, :func:`adopt` turns it into the new iteration that
+  restores the newest intact interim result (the same planner as a PUT).
+
+The sweep (:class:`Sweeper`) runs in a daemon thread of every API process
+(`start_sweeper_thread`), every :data:`SWEEP_SECONDS`. Several API replicas
+sweep at once; the job's PUT lock (one owner per job, as for a PUT) and
+rq's requeue make sure a job is continued once. A job that ended with its
+own error is never touched here (its status is ``error``); only a PUT fixes
+a chain.
+
+Plain Python: valkey, rq and actinia's resource logger; no Flask.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+import time
+
+from actinia_resume_plugin import keys
+
+#: rq job meta key of the plugin: which job/iteration the rq job runs and
+#: how often it was continued.
+META_KEY = "actinia_resume_plugin"
+#: Seconds between two sweeps of the API's continuation thread.
+SWEEP_SECONDS = 2.0
+#: A job without heartbeat is lost only when the heartbeat stayed away this
+#: long while the sweep could see valkey: after a valkey restart the keys
+#: with a TTL may be gone until the worker renews them (every 2 s).
+GRACE_SECONDS = 5.0
+#: The words the lost iteration's message and the new iteration's
+#: ``resume.continued`` use.
+REASON = "continued after worker loss"
+
+log = logging.getLogger("actinia_resume_plugin.continuation")
+
+
+# ------------------------------------------------------------- decision
+def attempt_text(attempt: int, max_attempts: int) -> str:
+    return f"{REASON} (attempt {attempt} of {max_attempts})"
+
+
+def lost_message(why: str, attempt: int, max_attempts: int,
+                 new_iteration: int) -> str:
+    return (f"The worker of this job was lost ({why}); the job is "
+            f"{attempt_text(attempt, max_attempts)} as iteration "
+            f"{new_iteration}")
+
+
+def not_continued_message(why: str, max_attempts: int) -> str:
+    return (f"The worker of this job was lost ({why}); it was not "
+            f"continued: the {max_attempts} attempt(s) of [MISC] "
+            "continue_after_worker_loss are used up. Resume it with PUT")
+
+
+def _doc(resource_logger, user_id, resource_id, iteration):
+    raw = resource_logger.get(user_id, resource_id, iteration)
+    if raw is None:
+        return None
+    try:
+        return pickle.loads(raw)
+    except Exception:
+        return None
+
+
+class Sweeper:
+    """Finds rq jobs whose process is gone and continues them.
+
+    ``kvdb`` is a valkey client of actinia's database (status documents,
+    the plugin's keys) and ``queue_kvdb`` one of rq's (the same server in
+    every deployment we know, but actinia configures them separately).
+    """
+
+    def __init__(self, kvdb, queue_kvdb, resource_logger, max_attempts: int,
+                 resource_dir: str):
+        self.kvdb = kvdb
+        self.queue_kvdb = queue_kvdb
+        self.resource_logger = resource_logger
+        self.max_attempts = int(max_attempts)
+        self.resource_dir = resource_dir
+        # rq jobs that are not ours or that we decided on: not fetched again
+        self._done: set[str] = set()
+        # (user, resource, iteration) -> when this process first saw it
+        # without a heartbeat
+        self._missing_since: dict[tuple, float] = {}
+
+    def forget(self) -> None:
+        """valkey was unreachable: what was seen missing may only have been
+        hidden by the outage; start over."""
+        self._missing_since.clear()
+
+    def sweep(self) -> list[dict]:
+        """One pass over the started and failed registries of every rq
+        queue; returns what was decided (for logs and tests)."""
+        from rq import Queue
+        from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+        decided = []
+        for queue in Queue.all(connection=self.queue_kvdb):
+            for registry_cls in (StartedJobRegistry, FailedJobRegistry):
+                registry = registry_cls(queue.name,
+                                        connection=self.queue_kvdb)
+                for job_id in registry.get_job_ids():
+                    if job_id in self._done:
+                        continue
+                    outcome = self._consider(registry, job_id)
+                    if outcome:
+                        decided.append(outcome)
+        return decided
+
+    def _consider(self, registry, job_id: str) -> dict | None:
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+        from rq.registry import FailedJobRegistry
+
+        try:
+            job = Job.fetch(job_id, connection=self.queue_kvdb)
+        except NoSuchJobError:
+            return None
+        info = job.meta.get(META_KEY)
+        in_failed = isinstance(registry, FailedJobRegistry)
+        if not isinstance(info, dict):
+            if in_failed:  # not a job our worker started: never ours
+                self._done.add(job_id)
+            return None  # started, not yet at our code: judged later
+        user_id, resource_id = info["user_id"], info["resource_id"]
+        iteration = int(info.get("iteration") or 1)
+        verdict = self._lost(user_id, resource_id, iteration, in_failed)
+        if verdict is None:
+            return None
+        lock = keys.put_lock(user_id, resource_id)
+        if not self.kvdb.set(lock, "continuation", nx=True,
+                             ex=keys.PUT_LOCK_SECONDS):
+            return None  # a PUT or another sweeper owns the job now
+        try:
+            # the job may have moved on meanwhile (a PUT, another sweeper)
+            verdict = self._lost(user_id, resource_id, iteration, in_failed)
+            if verdict is None:
+                return None
+            return self._decide(registry, job, info, verdict)
+        finally:
+            self.kvdb.delete(lock)
+
+    def _lost(self, user_id, resource_id, iteration, in_failed):
+        """``(model, why)`` when ``iteration`` is the job's latest, still
+        ``accepted``/``running``, and its process is provably gone."""
+        from actinia_resume_plugin.store import interim_root
+        from actinia_resume_plugin.store.job_record import read_job_record
+        from actinia_resume_plugin.worker.liveness import JobState, judge_job
+
+        if _doc(self.resource_logger, user_id, resource_id,
+                iteration + 1) is not None:
+            return None  # a later iteration exists
+        document = _doc(self.resource_logger, user_id, resource_id,
+                        iteration)
+        if document is None:
+            return None
+        _, model = document
+        status = model.get("status")
+        if status not in ("accepted", "running"):
+            return None  # it ended (also by its own error): not ours
+        record = read_job_record(
+            interim_root(self.resource_dir, user_id, resource_id)).data
+        state, why = judge_job(self.kvdb, user_id, resource_id, iteration,
+                               status, record)
+        key = (user_id, resource_id, iteration)
+        if state is JobState.ALIVE:
+            self._missing_since.pop(key, None)
+            return None
+        if state is not JobState.DEAD and not in_failed:
+            return None  # still waiting for a worker, or not yet started
+        if state is not JobState.DEAD:
+            why = "rq reports that its work-horse died"
+        if not self.kvdb.exists(keys.heartbeat(user_id, resource_id)):
+            # judged by the heartbeat's absence, not by a pid seen gone
+            first = self._missing_since.setdefault(key, time.monotonic())
+            if time.monotonic() - first < GRACE_SECONDS:
+                return None
+        return model, why
+
+    def _decide(self, registry, job, info, verdict) -> dict:
+        model, why = verdict
+        user_id, resource_id = info["user_id"], info["resource_id"]
+        iteration = int(info.get("iteration") or 1)
+        attempt = int(info.get("attempt") or 0) + 1
+        outcome = {"user_id": user_id, "resource_id": resource_id,
+                   "iteration": iteration, "why": why}
+        if self.resource_logger.get_termination(user_id, resource_id,
+                                                iteration):
+            model.update(status="terminated", message=(
+                f"The worker of this job was lost ({why}) after its user "
+                "asked to terminate it; it is not continued"))
+            self._commit(user_id, resource_id, iteration, model)
+            self._give_up(registry, job)
+            return {**outcome, "action": "terminated"}
+        if attempt > self.max_attempts:
+            model.update(status="error", message=not_continued_message(
+                why, self.max_attempts))
+            self._commit(user_id, resource_id, iteration, model)
+            self._give_up(registry, job)
+            return {**outcome, "action": "bound reached"}
+        new_iteration = iteration + 1
+        continued = {"reason": REASON, "attempt": attempt,
+                     "max_attempts": self.max_attempts,
+                     "previous_iteration": iteration, "why": why,
+                     "at": time.time()}
+        accepted = {**model, "status": "accepted",
+                    "message": f"Resource accepted: "
+                    f"{attempt_text(attempt, self.max_attempts)}",
+                    "progress": {}, "process_log": [],
+                    "resume": {"iteration": new_iteration,
+                               "continued": attempt_text(
+                                   attempt, self.max_attempts)}}
+        # the new iteration exists before the lost one is `error`: a PUT
+        # that comes in between sees an accepted iteration and waits
+        self._commit(user_id, resource_id, new_iteration, accepted)
+        model.update(status="error", message=lost_message(
+            why, attempt, self.max_attempts, new_iteration))
+        self._commit(user_id, resource_id, iteration, model)
+        job.meta[META_KEY] = {**info, "iteration": new_iteration,
+                              "attempt": attempt, "continued": continued}
+        job.save_meta()
+        from rq.exceptions import InvalidJobOperation
+
+        try:
+            registry.requeue(job)  # rq: back into its own queue, once
+        except InvalidJobOperation:
+            pass  # another sweeper requeued it first
+        self._done.discard(job.id)
+        log.warning("actinia_resume_plugin: %s/%s iteration %d lost (%s): "
+                    "%s as iteration %d", user_id, resource_id, iteration,
+                    why, attempt_text(attempt, self.max_attempts),
+                    new_iteration)
+        return {**outcome, "action": "continued",
+                "new_iteration": new_iteration, "attempt": attempt}
+
+    def _commit(self, user_id, resource_id, iteration, model) -> None:
+        self.resource_logger.commit(user_id, resource_id, iteration,
+                                    pickle.dumps([200, model]))
+
+    def _give_up(self, registry, job) -> None:
+        """Leave the job to rq's failed registry (where rq keeps jobs that
+        will not run again) and never look at it again."""
+        from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+        if isinstance(registry, StartedJobRegistry):
+            registry.remove(job)
+            FailedJobRegistry(job.origin, connection=self.queue_kvdb).add(
+                job, exc_string="actinia_resume_plugin: worker lost, not "
+                "continued")
+        self._done.add(job.id)
+
+
+# ------------------------------------------------------------ the thread
+_started = threading.Event()
+
+
+def _sweep_loop(make_sweeper) -> None:
+    sweeper = None
+    failing = False
+    while True:
+        try:
+            if sweeper is None:
+                sweeper = make_sweeper()
+            sweeper.sweep()
+            if failing:
+                log.warning("actinia_resume_plugin: continuation sweep "
+                            "works again")
+                failing = False
+        except Exception as exc:  # valkey down: try again next round
+            if sweeper is not None:
+                sweeper.forget()
+            if not failing:
+                log.warning("actinia_resume_plugin: continuation sweep "
+                            "failed (%s); retrying every %s s", exc,
+                            SWEEP_SECONDS)
+                failing = True
+        time.sleep(SWEEP_SECONDS)
+
+
+def start_sweeper_thread(actinia_config, resume_config):
+    """Start the sweep once per process (daemon thread), with a kvdb or
+    per_job queue only, and when continuing is switched on."""
+    if (_started.is_set() or resume_config.continue_after_worker_loss <= 0
+            or not resume_config.enabled
+            or actinia_config.QUEUE_TYPE not in ("kvdb", "per_job")):
+        return None
+    _started.set()
+
+    def make_sweeper():
+        import valkey
+        from actinia_core.core.resources_logger import ResourceLogger
+
+        from actinia_resume_plugin.kvdb import kvdb_client
+
+        kwargs = {"host": actinia_config.KVDB_SERVER_URL,
+                  "port": int(actinia_config.KVDB_SERVER_PORT)}
+        if actinia_config.KVDB_SERVER_PW:
+            kwargs["password"] = actinia_config.KVDB_SERVER_PW
+        queue_kwargs = {"host": actinia_config.KVDB_QUEUE_SERVER_URL,
+                        "port": int(actinia_config.KVDB_QUEUE_SERVER_PORT)}
+        if actinia_config.KVDB_QUEUE_SERVER_PASSWORD:
+            queue_kwargs["password"] = \
+                actinia_config.KVDB_QUEUE_SERVER_PASSWORD
+        return Sweeper(kvdb_client(actinia_config),
+                       valkey.Valkey(**queue_kwargs),
+                       ResourceLogger(**kwargs),
+                       resume_config.continue_after_worker_loss,
+                       resume_config.resource_dir)
+
+    thread = threading.Thread(target=_sweep_loop, args=(make_sweeper,),
+                              name="resume-continuation", daemon=True)
+    thread.start()
+    return thread
+
+
+# ------------------------------------------------------- the worker side
+def adopt(rdc) -> None:
+    """Called by the worker before it builds the job (one hook in
+    worker/processing.py): record in the rq job which iteration it runs,
+    and when the sweep requeued it as a continuation, make ``rdc`` that new
+    iteration, planned from the newest intact interim result.
+
+    Outside rq (local queue) there is no rq job and nothing to do.
+    """
+    try:
+        from rq import get_current_job
+
+        job = get_current_job()
+    except Exception:
+        job = None
+    if job is None:
+        return
+    iteration = int(getattr(rdc, "iteration", None) or 1)
+    info = job.meta.get(META_KEY)
+    if not isinstance(info, dict):
+        job.meta[META_KEY] = {"user_id": rdc.user_id,
+                              "resource_id": rdc.resource_id,
+                              "iteration": iteration, "attempt": 0}
+        job.save_meta()
+        return
+    continued = info.get("continued")
+    if not continued or int(info["iteration"]) <= iteration:
+        return
+    rdc.iteration = int(info["iteration"])
+    rdc.resume_plan = {**continuation_plan(rdc.user_id, rdc.resource_id),
+                       "continued": continued}
+
+
+def continuation_plan(user_id: str, resource_id: str) -> dict:
+    """The plan of a continuation: the same chain again, after the newest
+    intact interim result (a damaged one is skipped, as for a PUT)."""
+    from actinia_resume_plugin import planner
+    from actinia_resume_plugin.config import current_config
+    from actinia_resume_plugin.store import SnapshotStore, interim_root
+    from actinia_resume_plugin.store.job_record import read_job_record
+
+    store = SnapshotStore(interim_root(current_config().resource_dir,
+                                       user_id, resource_id))
+    job = read_job_record(store.root)
+    fingerprints = job.get("fingerprints") or []
+    if not fingerprints:  # no job record: the chain runs from its start
+        return {"start": 0, "restore_snapshot": None}
+    snapshots = store.fingerprints()
+    failed = (max(snapshots) + 1) if snapshots else 0
+    try:
+        plan = planner.plan_with_intact_interim_results(
+            fingerprints, fingerprints, failed, snapshots, store.damage)
+    except planner.ResumeNotPossible:
+        return {"start": 0, "restore_snapshot": None}
+    return plan.to_dict()
