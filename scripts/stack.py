@@ -17,6 +17,7 @@ module, so the tests run exactly the deployment an operator would run.
                    [--worker-pid-namespace]
     stack.py worker --data DIR --queue-name job_queue_<n|resource_id>
                    [--burst] [--pid-namespace]
+    stack.py supervise --pidfile F -- CMD ...   (restart CMD when it exits)
     stack.py stop --data DIR
 
 With ``--queue kvdb`` (actinia's ``[QUEUE] queue_type = kvdb``) the API only
@@ -28,6 +29,11 @@ starts each worker in its own pid namespace (``unshare --pid --fork
 --mount-proc``), as in a container: the API cannot see its pids. With
 ``--queue per_job`` every job has its own queue ``job_queue_<resource_id>``
 and no worker is started: ``stack.py worker --burst`` runs one.
+
+Workers (not burst ones) run under ``stack.py supervise``, which starts the
+actinia-worker again whenever it exits (an rq worker exits when valkey goes
+away), as the compose file's ``restart: always`` and a Kubernetes
+Deployment do.
 """
 
 from __future__ import annotations
@@ -293,11 +299,10 @@ def _start_processes(data: Path, opts: argparse.Namespace) -> dict:
     state = {"data": str(data), "port": opts.port,
              "valkey_port": opts.valkey_port, "config": str(cfg), "pids": [],
              "queue": opts.queue, "workers": []}
-    valkey_pid = spawn(valkey_command(data, opts.valkey_port),
-                       data / "logs" / "valkey.log", env, data)
-    state["pids"].append(valkey_pid)
+    state["pids"].append(0)  # valkey's, set by start_valkey
     (data / STATE_FILE).write_text(json.dumps(state))
-    wait_for(lambda: valkey_ping(opts.valkey_port), "valkey", 20)
+    start_valkey(data)
+    state = json.loads((data / STATE_FILE).read_text())
     create_users(env)
     gunicorn_pid = spawn(
         [str(BIN / "gunicorn"), "-b", f"{opts.bind}:{opts.port}", "-w", "1",
@@ -316,6 +321,62 @@ def _start_processes(data: Path, opts: argparse.Namespace) -> dict:
             start_worker(data, f"{WORKER_QUEUE_PREFIX}_{number}",
                          pid_namespace=opts.worker_pid_namespace)
     return json.loads((data / STATE_FILE).read_text())
+
+
+def start_valkey(data) -> int:
+    """Start valkey on the deployment's port and append-only file (also
+    to restart it after it died: the tests kill it) and record its pid."""
+    data = Path(data).resolve()
+    state = json.loads((data / STATE_FILE).read_text())
+    pid = spawn(valkey_command(data, state["valkey_port"]),
+                data / "logs" / "valkey.log", stack_env(Path(state["config"])),
+                data)
+    state["pids"][0] = pid
+    state["valkey_pid"] = pid
+    (data / STATE_FILE).write_text(json.dumps(state))
+    wait_for(lambda: valkey_ping(state["valkey_port"]), "valkey", 20, pid=pid)
+    return pid
+
+
+def supervise(pidfile: str, cmd: list[str]) -> int:
+    """Run ``cmd`` and start it again whenever it exits, until SIGTERM (as
+    a container runtime's restart policy or Kubernetes would): an
+    actinia-worker exits when valkey goes away and does not come back by
+    itself. The running child's pid is kept in ``pidfile``."""
+    stopping = False
+    child = None
+
+    def on_term(signum, frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    delay = 0.5
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen(cmd)
+        Path(pidfile).write_text(str(child.pid))
+        code = child.wait()
+        if stopping:
+            return code
+        # a child that keeps failing at once is restarted less often
+        delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 8)
+        print(f"supervise: {cmd[0]} exited with {code}; restarting in "
+              f"{delay} s", flush=True)
+        time.sleep(delay)
+    return 0
+
+
+def worker_pid(worker: dict) -> int | None:
+    """The pid of the worker's current actinia-worker (or of `unshare`,
+    with a pid namespace), below its supervisor."""
+    try:
+        return int(Path(worker["pidfile"]).read_text())
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _rq_workers(valkey_port: int, queue: str) -> set:
@@ -346,9 +407,16 @@ def start_worker(data, queue: str, *, pid_namespace: bool = False,
                *cmd]
     before = _rq_workers(state["valkey_port"], queue)
     log = data / "logs" / f"worker-{queue}.log"
+    number = len(state.get("workers", []))
+    pidfile = data / "run" / f"worker-{number}-{queue}.pid"
+    if not burst:  # restarted when it exits (not a one-job burst worker)
+        cmd = [str(BIN / "python"), str(Path(__file__).resolve()),
+               "supervise", "--pidfile", str(pidfile), "--", *cmd]
     pid = spawn(cmd, log, stack_env(Path(state["config"])), data)
+    if burst:
+        pidfile.write_text(str(pid))
     worker = {"queue": queue, "pid": pid, "pid_namespace": pid_namespace,
-              "log": str(log)}
+              "log": str(log), "pidfile": str(pidfile)}
     state["pids"].append(pid)
     state.setdefault("workers", []).append(worker)
     (data / STATE_FILE).write_text(json.dumps(state))
@@ -399,6 +467,7 @@ def stop(data: Path) -> None:
     if not state_path.exists():
         return
     state = json.loads(state_path.read_text())
+    state["pids"] = [p for p in state["pids"] if p > 0]  # 0: our own group
     below = descendants(state["pids"])
     for pgid in reversed(state["pids"]):
         if _group_alive(pgid):
@@ -456,6 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_worker.add_argument("--queue-name", required=True)
     p_worker.add_argument("--burst", action="store_true")
     p_worker.add_argument("--pid-namespace", action="store_true")
+    p_sup = sub.add_parser("supervise", help="run a command, restart it "
+                           "whenever it exits")
+    p_sup.add_argument("--pidfile", required=True)
+    p_sup.add_argument("cmd", nargs=argparse.REMAINDER)
     p_stop = sub.add_parser("stop")
     p_stop.add_argument("--data", required=True)
     return parser
@@ -465,6 +538,9 @@ def main(argv: list[str] | None = None) -> None:
     opts = build_parser().parse_args(argv)
     if opts.command == "start":
         print(json.dumps(start(opts)))
+    elif opts.command == "supervise":
+        cmd = opts.cmd[1:] if opts.cmd[:1] == ["--"] else opts.cmd
+        raise SystemExit(supervise(opts.pidfile, cmd))
     elif opts.command == "worker":
         print(json.dumps(start_worker(opts.data, opts.queue_name,
                                       pid_namespace=opts.pid_namespace,

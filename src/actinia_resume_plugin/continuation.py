@@ -232,6 +232,7 @@ class Sweeper:
                      "previous_iteration": iteration, "why": why,
                      "at": time.time()}
         accepted = {**model, "status": "accepted",
+                    "iteration": new_iteration,
                     "message": f"Resource accepted: "
                     f"{attempt_text(attempt, self.max_attempts)}",
                     "progress": {}, "process_log": [],

@@ -52,6 +52,7 @@ from actinia_resume_plugin.store.resource_storage import (
 )
 from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.worker import path_guard
+from actinia_resume_plugin.worker.kvdb_retry import RetryingClient
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
 
@@ -131,6 +132,17 @@ class InterimResultsMixin:
         finally:
             for path in self._removals:
                 rmtree(path)
+
+    def _setup(self, *args, **kwargs):
+        """--- hook (issue 22, worker/kvdb_retry.py): the job's valkey
+        clients (made here by actinia) wait for valkey to come back instead
+        of failing the job."""
+        result = super()._setup(*args, **kwargs)
+        for name in ("resource_logger", "lock_interface"):
+            client = getattr(self, name, None)
+            if client is not None and not isinstance(client, RetryingClient):
+                setattr(self, name, RetryingClient(client))
+        return result
 
     def _cleanup(self):
         """actinia removes the temporary database before it sends the final
