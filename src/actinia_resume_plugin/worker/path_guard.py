@@ -54,7 +54,10 @@ def check_processes(process_list, user_role: str, resource_dir: str,
             getattr(process, "executable_params", None) or [])
         bad = forbidden_argument(args, resource_dir, cwd)
         if bad is not None:
+            shown = bad.replace(os.path.realpath(resource_dir),
+                                "<grass_resource_dir>").replace(
+                resource_dir.rstrip("/"), "<grass_resource_dir>")
             return (f"Module or executable <{process.executable}>: the "
-                    f"argument {bad!r} names a path in the resource storage,"
-                    " which only actinia itself may read and write")
+                    f"argument {shown!r} names a path in the resource "
+                    "storage, which only actinia itself may read and write")
     return None
