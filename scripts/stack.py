@@ -304,23 +304,39 @@ def _start_processes(data: Path, opts: argparse.Namespace) -> dict:
     start_valkey(data)
     state = json.loads((data / STATE_FILE).read_text())
     create_users(env)
-    gunicorn_pid = spawn(
-        [str(BIN / "gunicorn"), "-b", f"{opts.bind}:{opts.port}", "-w", "1",
-         "-k", "gthread", "--threads", "8", "--timeout", "600",
-         "--no-control-socket", "actinia_core.main:flask_app"],
-        data / "logs" / "actinia.log", env, data,
-    )
-    state["pids"].append(gunicorn_pid)
+    state["pids"].append(0)  # gunicorn's, set by start_api
+    state["bind"] = opts.bind
     (data / STATE_FILE).write_text(json.dumps(state))
-    wait_for(lambda: version_ok(opts.port), "actinia /api/v3/version", 90,
-             pid=gunicorn_pid)
-    state["url"] = f"http://127.0.0.1:{opts.port}/api/v3"
-    (data / STATE_FILE).write_text(json.dumps(state))
+    start_api(data)
+    state = json.loads((data / STATE_FILE).read_text())
     if opts.queue == "kvdb":
         for number in range(opts.workers):
             start_worker(data, f"{WORKER_QUEUE_PREFIX}_{number}",
                          pid_namespace=opts.worker_pid_namespace)
     return json.loads((data / STATE_FILE).read_text())
+
+
+def start_api(data) -> int:
+    """Start gunicorn serving actinia for the deployment (also to start it
+    again after it was stopped or lost) and record its pid."""
+    data = Path(data).resolve()
+    state = json.loads((data / STATE_FILE).read_text())
+    port = state["port"]
+    pid = spawn(
+        [str(BIN / "gunicorn"), "-b", f"{state.get('bind', '127.0.0.1')}:"
+         f"{port}", "-w", "1", "-k", "gthread", "--threads", "8",
+         "--timeout", "600", "--no-control-socket",
+         "actinia_core.main:flask_app"],
+        data / "logs" / "actinia.log", stack_env(Path(state["config"])), data,
+    )
+    state["pids"][1] = pid
+    state["api_pid"] = pid
+    (data / STATE_FILE).write_text(json.dumps(state))
+    wait_for(lambda: version_ok(port), "actinia /api/v3/version", 90,
+             pid=pid)
+    state["url"] = f"http://127.0.0.1:{port}/api/v3"
+    (data / STATE_FILE).write_text(json.dumps(state))
+    return pid
 
 
 def start_valkey(data) -> int:

@@ -99,7 +99,8 @@ class Sweeper:
     """
 
     def __init__(self, kvdb, queue_kvdb, resource_logger, max_attempts: int,
-                 resource_dir: str):
+                 resource_dir: str, local: bool = False):
+        self.local = local  # actinia's local queue: our records, no rq
         self.kvdb = kvdb
         self.queue_kvdb = queue_kvdb
         self.resource_logger = resource_logger
@@ -123,6 +124,13 @@ class Sweeper:
         from rq.registry import FailedJobRegistry, StartedJobRegistry
 
         decided = []
+        if self.local:
+            for key in self.kvdb.scan_iter(match=keys.local_job("*", "*"),
+                                           count=1000):
+                outcome = self._consider_local(key)
+                if outcome:
+                    decided.append(outcome)
+            return decided
         for queue in Queue.all(connection=self.queue_kvdb):
             for registry_cls in (StartedJobRegistry, FailedJobRegistry):
                 registry = registry_cls(queue.name,
@@ -155,6 +163,31 @@ class Sweeper:
         verdict = self._lost(user_id, resource_id, iteration, in_failed)
         if verdict is None:
             return None
+        return self._locked(info, in_failed, _RqJob(self, registry, job))
+
+    def _consider_local(self, key) -> dict | None:
+        """A job of actinia's local queue (see :func:`adopt`)."""
+        raw = self.kvdb.get(key)
+        if raw is None:
+            return None
+        try:
+            record = pickle.loads(raw)
+            info = record["info"]
+        except Exception:
+            self.kvdb.delete(key)  # unreadable: nothing can continue it
+            return None
+        return self._locked(info, False, _LocalJob(self, key, record))
+
+    def _locked(self, info: dict, in_failed: bool, target) -> dict | None:
+        """Decide under the job's PUT lock: one owner per continuation
+        among API replicas and PUTs."""
+        user_id, resource_id = info["user_id"], info["resource_id"]
+        iteration = int(info.get("iteration") or 1)
+        if target.stale(user_id, resource_id, iteration):
+            return None
+        verdict = self._lost(user_id, resource_id, iteration, in_failed)
+        if verdict is None:
+            return None
         lock = keys.put_lock(user_id, resource_id)
         if not self.kvdb.set(lock, "continuation", nx=True,
                              ex=keys.PUT_LOCK_SECONDS):
@@ -164,7 +197,7 @@ class Sweeper:
             verdict = self._lost(user_id, resource_id, iteration, in_failed)
             if verdict is None:
                 return None
-            return self._decide(registry, job, info, verdict)
+            return self._decide(target, info, verdict)
         finally:
             self.kvdb.delete(lock)
 
@@ -205,26 +238,27 @@ class Sweeper:
                 return None
         return model, why
 
-    def _decide(self, registry, job, info, verdict) -> dict:
+    def _decide(self, target, info, verdict) -> dict:
         model, why = verdict
         user_id, resource_id = info["user_id"], info["resource_id"]
         iteration = int(info.get("iteration") or 1)
         attempt = int(info.get("attempt") or 0) + 1
         outcome = {"user_id": user_id, "resource_id": resource_id,
                    "iteration": iteration, "why": why}
+        self._missing_since.pop((user_id, resource_id, iteration), None)
         if self.resource_logger.get_termination(user_id, resource_id,
                                                 iteration):
             model.update(status="terminated", message=(
                 f"The worker of this job was lost ({why}) after its user "
                 "asked to terminate it; it is not continued"))
             self._commit(user_id, resource_id, iteration, model)
-            self._give_up(registry, job)
+            target.give_up()
             return {**outcome, "action": "terminated"}
         if attempt > self.max_attempts:
             model.update(status="error", message=not_continued_message(
                 why, self.max_attempts))
             self._commit(user_id, resource_id, iteration, model)
-            self._give_up(registry, job)
+            target.give_up()
             return {**outcome, "action": "bound reached"}
         new_iteration = iteration + 1
         continued = {"reason": REASON, "attempt": attempt,
@@ -245,16 +279,8 @@ class Sweeper:
         model.update(status="error", message=lost_message(
             why, attempt, self.max_attempts, new_iteration))
         self._commit(user_id, resource_id, iteration, model)
-        job.meta[META_KEY] = {**info, "iteration": new_iteration,
-                              "attempt": attempt, "continued": continued}
-        job.save_meta()
-        from rq.exceptions import InvalidJobOperation
-
-        try:
-            registry.requeue(job)  # rq: back into its own queue, once
-        except InvalidJobOperation:
-            pass  # another sweeper requeued it first
-        self._done.discard(job.id)
+        target.run_again({**info, "iteration": new_iteration,
+                          "attempt": attempt, "continued": continued})
         log.warning("actinia_resume_plugin: %s/%s iteration %d lost (%s): "
                     "%s as iteration %d", user_id, resource_id, iteration,
                     why, attempt_text(attempt, self.max_attempts),
@@ -266,17 +292,81 @@ class Sweeper:
         self.resource_logger.commit(user_id, resource_id, iteration,
                                     pickle.dumps([200, model]))
 
-    def _give_up(self, registry, job) -> None:
+
+
+class _RqJob:
+    """A job of a kvdb/per_job queue: rq runs it again."""
+
+    def __init__(self, sweeper, registry, job):
+        self.sweeper, self.registry, self.job = sweeper, registry, job
+
+    def stale(self, user_id, resource_id, iteration) -> bool:
+        return False
+
+    def run_again(self, info: dict) -> None:
+        """rq's requeue: the same rq job (its pickled arguments) back into
+        its own queue; rq hands it to one live worker of that queue."""
+        from rq.exceptions import InvalidJobOperation
+
+        self.job.meta[META_KEY] = info
+        self.job.save_meta()
+        try:
+            self.registry.requeue(self.job)
+        except InvalidJobOperation:
+            pass  # another sweeper requeued it first
+        self.sweeper._done.discard(self.job.id)
+
+    def give_up(self) -> None:
         """Leave the job to rq's failed registry (where rq keeps jobs that
         will not run again) and never look at it again."""
         from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-        if isinstance(registry, StartedJobRegistry):
-            registry.remove(job)
-            FailedJobRegistry(job.origin, connection=self.queue_kvdb).add(
-                job, exc_string="actinia_resume_plugin: worker lost, not "
-                "continued")
-        self._done.add(job.id)
+        if isinstance(self.registry, StartedJobRegistry):
+            self.registry.remove(self.job)
+            FailedJobRegistry(self.job.origin,
+                              connection=self.sweeper.queue_kvdb).add(
+                self.job, exc_string="actinia_resume_plugin: worker lost, "
+                "not continued")
+        self.sweeper._done.add(self.job.id)
+
+
+class _LocalJob:
+    """A job of actinia's local queue: our record holds its arguments (as
+    rq's job does), and actinia's local queue of this API runs it again."""
+
+    def __init__(self, sweeper, key, record):
+        self.sweeper, self.key, self.record = sweeper, key, record
+
+    def stale(self, user_id, resource_id, iteration) -> bool:
+        """A record of a job that ended is removed."""
+        document = _doc(self.sweeper.resource_logger, user_id, resource_id,
+                        iteration)
+        if document is not None and document[1].get("status") in (
+                "accepted", "running"):
+            return False
+        if _doc(self.sweeper.resource_logger, user_id, resource_id,
+                iteration + 1) is None:
+            self.sweeper.kvdb.delete(self.key)
+        return True
+
+    def run_again(self, info: dict) -> None:
+        import importlib
+
+        from actinia_core.core.common.kvdb_interface import enqueue_job
+
+        rdc = self.record["rdc"]
+        module, name = self.record["func"].split(":")
+        func = getattr(importlib.import_module(module), name)
+        rdc.iteration = info["iteration"]
+        rdc.resume_plan = {**continuation_plan(info["user_id"],
+                                               info["resource_id"]),
+                           "continued": info["continued"]}
+        self.sweeper.kvdb.set(self.key, pickle.dumps(
+            {**self.record, "info": info}), ex=keys.PICKED_TTL_SECONDS)
+        enqueue_job(self.record["timeout"], func, rdc)
+
+    def give_up(self) -> None:
+        self.sweeper.kvdb.delete(self.key)
 
 
 # ------------------------------------------------------------ the thread
@@ -307,11 +397,14 @@ def _sweep_loop(make_sweeper) -> None:
 
 
 def start_sweeper_thread(actinia_config, resume_config):
-    """Start the sweep once per process (daemon thread), with a kvdb or
-    per_job queue only, and when continuing is switched on."""
+    """Start the sweep once per process (daemon thread), when continuing
+    is switched on. With actinia's local queue it continues the jobs of
+    this deployment that died with an earlier API process (or with their
+    own process), from the records :func:`adopt` keeps."""
     if (_started.is_set() or resume_config.continue_after_worker_loss <= 0
             or not resume_config.enabled
-            or actinia_config.QUEUE_TYPE not in ("kvdb", "per_job")):
+            or actinia_config.QUEUE_TYPE not in ("kvdb", "per_job",
+                                                 "local")):
         return None
     _started.set()
 
@@ -334,7 +427,8 @@ def start_sweeper_thread(actinia_config, resume_config):
                        valkey.Valkey(**queue_kwargs),
                        ResourceLogger(**kwargs),
                        resume_config.continue_after_worker_loss,
-                       resume_config.resource_dir)
+                       resume_config.resource_dir,
+                       local=actinia_config.QUEUE_TYPE == "local")
 
     thread = threading.Thread(target=_sweep_loop, args=(make_sweeper,),
                               name="resume-continuation", daemon=True)
@@ -343,13 +437,15 @@ def start_sweeper_thread(actinia_config, resume_config):
 
 
 # ------------------------------------------------------- the worker side
-def adopt(rdc) -> None:
+def adopt(rdc, start_job=None) -> None:
     """Called by the worker before it builds the job (one hook in
     worker/processing.py): record in the rq job which iteration it runs,
     and when the sweep requeued it as a continuation, make ``rdc`` that new
     iteration, planned from the newest intact interim result.
 
-    Outside rq (local queue) there is no rq job and nothing to do.
+    Outside rq (actinia's local queue) the plugin keeps the job's arguments
+    itself (``keys.local_job``), so that a later API process can run it
+    again.
     """
     try:
         from rq import get_current_job
@@ -358,6 +454,8 @@ def adopt(rdc) -> None:
     except Exception:
         job = None
     if job is None:
+        if start_job is not None:
+            _record_local_job(rdc, start_job)
         return
     iteration = int(getattr(rdc, "iteration", None) or 1)
     info = job.meta.get(META_KEY)
@@ -397,3 +495,27 @@ def continuation_plan(user_id: str, resource_id: str) -> dict:
     except planner.ResumeNotPossible:
         return {"start": 0, "restore_snapshot": None}
     return plan.to_dict()
+
+
+def _record_local_job(rdc, start_job) -> None:
+    """The job's arguments and iteration, for :class:`_LocalJob`."""
+    try:
+        from actinia_core.core.common.config import global_config
+
+        from actinia_resume_plugin.kvdb import kvdb_client
+
+        plan = getattr(rdc, "resume_plan", None) or {}
+        continued = plan.get("continued") or {}
+        info = {"user_id": rdc.user_id, "resource_id": rdc.resource_id,
+                "iteration": int(getattr(rdc, "iteration", None) or 1),
+                "attempt": int(continued.get("attempt") or 0)}
+        permissions = (rdc.user_credentials or {}).get("permissions", {})
+        timeout = int(permissions.get("process_time_limit") or 31536000)
+        kvdb_client(global_config).set(
+            keys.local_job(rdc.user_id, rdc.resource_id), pickle.dumps({
+                "info": info, "rdc": rdc, "timeout": timeout,
+                "func": f"{start_job.__module__}:{start_job.__name__}"}),
+            ex=keys.PICKED_TTL_SECONDS)
+    except Exception as exc:  # the job itself must run anyway
+        log.warning("actinia_resume_plugin: job %s not recorded for "
+                    "continuation (%s)", rdc.resource_id, exc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 
+from actinia_resume_plugin import inherited_sockets
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.api.resource_storage import (
     ResourceStorageResource,
@@ -174,7 +175,10 @@ def create_endpoints(flask_api):
     document_operations(flask_api)
     # [MISC] interim_results_ttl_days: remove expired interim results
     start_retention_thread()
-    # kvdb/per_job queues: continue jobs whose worker was lost
+    # actinia's local queue child (forked after this) must not hold the
+    # API's port when the API is gone
+    inherited_sockets.register()
+    # continue jobs whose worker was lost
     from actinia_core.core.common.config import global_config
 
     from actinia_resume_plugin.continuation import start_sweeper_thread

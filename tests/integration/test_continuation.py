@@ -249,3 +249,57 @@ def test_valkey_restart_during_jobs(stack_cont, missing_dir):  # noqa: F811
     print(f"valkey down for {restarted_at - killed_at:.1f} s; kill -> "
           "finished (s, iteration): "
           + ", ".join(f"{t:.1f} ({n})" for t, n in ends.values()))
+
+
+@pytest.fixture(scope="module")
+def stack_local(stacks):
+    return stacks.get("local_continue", "--save-interim-results", "True")
+
+
+def port_free(port: int) -> bool:
+    """True when a new API could bind ``port`` (as gunicorn does)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_api_master_lost_in_local_mode(stack_local):
+    """kill -9 of gunicorn's master (local queue): no process keeps the
+    port, though actinia's queue child outlives the API; the job that died
+    with the API is continued when the API is started again."""
+    dep = stack_local
+    client = dep.client(USER)
+    resp = client.post_chain("processing_async", chain())
+    status_url = resp.json()["urls"]["status"]
+    store = store_of(dep, USER[0], status_url)
+    beat = heartbeat_of(dep, USER[0], status_url)
+    poll(lambda: 1 in store.steps(), "interim result of step 1")
+    state = json.loads((dep.data / stack.STATE_FILE).read_text())
+    master = state["api_pid"]
+    api_processes = stack.descendants([master])
+    assert beat["pid"] in api_processes
+    killed_at = time.monotonic()
+    os.kill(master, signal.SIGKILL)
+    poll(lambda: port_free(state["port"]), "the API's port to be free", 60)
+    left = [p for p in api_processes if stack.process_running(p)]
+    print(f"\nport free {time.monotonic() - killed_at:.1f} s after the "
+          f"master's kill; {len(left)} of its processes still running")
+    # the job dies with what is left of the API (a lost container or host)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    poll(lambda: not any(stack.process_running(p) for p in left),
+         "the API's processes to die")
+    stack.start_api(dep.data)
+    done = wait_iteration_final(client, status_url, 2)
+    print(f"API master kill -9 -> finished: "
+          f"{time.monotonic() - killed_at:.1f} s")
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["continued"] == continuation.attempt_text(1, 3)
+    assert done["resume"]["restored_interim_result"] >= 1
+    assert_baum_stats(done["process_results"]["univar_baum"])

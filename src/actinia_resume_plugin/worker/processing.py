@@ -583,16 +583,16 @@ class ResumablePersistentProcessing(InterimResultsMixin, PersistentProcessing):
 # --- hook (issue 22): continuation.adopt() records the rq job's iteration
 # and turns a job requeued after worker loss into its new iteration.
 def start_ephemeral_job(rdc):
-    continuation.adopt(rdc)
+    continuation.adopt(rdc, start_ephemeral_job)
     ResumableEphemeralProcessing(rdc).run()
 
 
 def start_ephemeral_export_job(rdc):
-    continuation.adopt(rdc)
+    continuation.adopt(rdc, start_ephemeral_export_job)
     ResumableEphemeralProcessingWithExport(rdc).run()
 
 
 def start_persistent_job(rdc):
-    continuation.adopt(rdc)
+    continuation.adopt(rdc, start_persistent_job)
     ResumablePersistentProcessing(rdc).run()
 
