@@ -54,7 +54,7 @@ SWEEP_SECONDS = 2.0
 #: A job without heartbeat is lost only when the heartbeat stayed away this
 #: long while the sweep could see valkey: after a valkey restart the keys
 #: with a TTL may be gone until the worker renews them (every 2 s).
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 3.0
 #: The words the lost iteration's message and the new iteration's
 #: ``resume.continued`` use.
 REASON = "continued after worker loss"
