@@ -92,6 +92,26 @@ def wait_iteration_final(client, status_url, iteration, timeout=120.0):
     return poll(final, f"iteration {iteration} to end", timeout)
 
 
+def start_job(dep, client, long_sleep: int = 8):
+    """POST :func:`chain`; return once its work-horse runs the long sleep
+    (the interim result of step 1 exists): ``(status_url, store, beat)``."""
+    resp = client.post_chain("processing_async", chain(long_sleep))
+    status_url = resp.json()["urls"]["status"]
+    store = store_of(dep, USER[0], status_url)
+    beat = heartbeat_of(dep, USER[0], status_url)
+    poll(lambda: 1 in store.steps(), "interim result of step 1")
+    return status_url, store, beat
+
+
+def assert_continued_right(done: dict, attempt: int = 1, of: int = 3):
+    """The continuation finished after its reused steps, values right."""
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["continued"] == continuation.attempt_text(
+        attempt, of)
+    assert done["resume"]["restored_interim_result"] >= 1
+    assert_baum_stats(done["process_results"]["univar_baum"])
+
+
 def wait_continued(client, status_url, iteration) -> float:
     """When iteration ``iteration`` (a continuation) appeared."""
     poll(lambda: iteration in iterations(client, status_url),
@@ -102,11 +122,7 @@ def wait_continued(client, status_url, iteration) -> float:
 def test_worker_killed_mid_step_continues_by_itself(stack_cont):
     dep = stack_cont
     client = dep.client(USER)
-    resp = client.post_chain("processing_async", chain())
-    status_url = resp.json()["urls"]["status"]
-    store = store_of(dep, USER[0], status_url)
-    beat = heartbeat_of(dep, USER[0], status_url)
-    poll(lambda: 1 in store.steps(), "interim result of step 1")
+    status_url, _, beat = start_job(dep, client)
     horse = beat["pid"]
     worker = parent_pid(horse)  # the actinia-worker (rq), below its supervisor
     supervisors = {w["pid"] for w in dep.state["workers"]}
@@ -120,14 +136,10 @@ def test_worker_killed_mid_step_continues_by_itself(stack_cont):
     elapsed = time.monotonic() - killed_at
     print(f"\nworker kill -9 mid-step -> continued {continued:.1f} s, "
           f"-> finished {elapsed:.1f} s (the 8 s step runs again)")
-    assert done["status"] == "finished", done["message"]
-    assert done["resume"]["continued"] == continuation.attempt_text(
-        1, MAX_ATTEMPTS)
+    assert_continued_right(done, 1, MAX_ATTEMPTS)
     assert done["resume"]["continued_from_iteration"] == 1
-    assert done["resume"]["restored_interim_result"] >= 1
     actions = [s["action"] for s in done["resume"]["steps"]]
     assert actions[:2] == ["reused", "reused"]
-    assert_baum_stats(done["process_results"]["univar_baum"])
     first = iterations(client, status_url)[1]
     assert first["status"] == "error"
     assert continuation.REASON in first["message"]
@@ -283,11 +295,7 @@ def test_worker_in_other_pid_namespace_lost(stack_pidns_cont):
     TTL (plus the sweep's grace)."""
     dep = stack_pidns_cont
     client = dep.client(USER)
-    resp = client.post_chain("processing_async", chain(long_sleep=30))
-    status_url = resp.json()["urls"]["status"]
-    store = store_of(dep, USER[0], status_url)
-    beat = heartbeat_of(dep, USER[0], status_url)
-    poll(lambda: 1 in store.steps(), "interim result of step 1")
+    status_url, _, beat = start_job(dep, client, long_sleep=30)
     horse = host_pid(dep, beat["pid"])
     started = liveness.process_start_time(horse)
     killed_at = time.monotonic()
@@ -301,9 +309,7 @@ def test_worker_in_other_pid_namespace_lost(stack_pidns_cont):
           f"{continued:.1f} s (heartbeat TTL {liveness.HEARTBEAT_TTL_SECONDS}"
           f" s + grace {continuation.GRACE_SECONDS:.0f} s + sweep), -> "
           f"finished {time.monotonic() - killed_at:.1f} s")
-    assert done["status"] == "finished", done["message"]
-    assert done["resume"]["continued"] == continuation.attempt_text(1, 3)
-    assert_baum_stats(done["process_results"]["univar_baum"])
+    assert_continued_right(done)
 
 
 @pytest.fixture(scope="module")
@@ -317,12 +323,13 @@ def test_per_job_worker_lost(stack_per_job_cont):
     it."""
     dep = stack_per_job_cont
     client = dep.client(USER)
+    # the job waits for its worker: start it once the job is queued
     resp = client.post_chain("processing_async", chain())
     status_url = resp.json()["urls"]["status"]
     queue = f"job_queue_{rid_of(status_url)}"
     first = stack.start_worker(dep.data, queue, burst=True)
-    store = store_of(dep, USER[0], status_url)
     beat = heartbeat_of(dep, USER[0], status_url)
+    store = store_of(dep, USER[0], status_url)
     poll(lambda: 1 in store.steps(), "interim result of step 1")
     killed_at = time.monotonic()
     os.kill(first["pid"], signal.SIGKILL)
@@ -332,9 +339,7 @@ def test_per_job_worker_lost(stack_per_job_cont):
     done = wait_iteration_final(client, status_url, 2)
     print(f"\nper_job worker kill -9 -> continued {continued:.1f} s, "
           f"-> finished {time.monotonic() - killed_at:.1f} s")
-    assert done["status"] == "finished", done["message"]
-    assert done["resume"]["continued"] == continuation.attempt_text(1, 3)
-    assert_baum_stats(done["process_results"]["univar_baum"])
+    assert_continued_right(done)
 
 
 @pytest.fixture(scope="module")
@@ -361,11 +366,7 @@ def test_api_master_lost_in_local_mode(stack_local):
     with the API is continued when the API is started again."""
     dep = stack_local
     client = dep.client(USER)
-    resp = client.post_chain("processing_async", chain())
-    status_url = resp.json()["urls"]["status"]
-    store = store_of(dep, USER[0], status_url)
-    beat = heartbeat_of(dep, USER[0], status_url)
-    poll(lambda: 1 in store.steps(), "interim result of step 1")
+    status_url, _, beat = start_job(dep, client)
     state = json.loads((dep.data / stack.STATE_FILE).read_text())
     master = state["api_pid"]
     api_processes = stack.descendants([master])
@@ -386,7 +387,4 @@ def test_api_master_lost_in_local_mode(stack_local):
     done = wait_iteration_final(client, status_url, 2)
     print(f"API master kill -9 -> continued {continued:.1f} s (API "
           f"restarted) -> finished {time.monotonic() - killed_at:.1f} s")
-    assert done["status"] == "finished", done["message"]
-    assert done["resume"]["continued"] == continuation.attempt_text(1, 3)
-    assert done["resume"]["restored_interim_result"] >= 1
-    assert_baum_stats(done["process_results"]["univar_baum"])
+    assert_continued_right(done)
