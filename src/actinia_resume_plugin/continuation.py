@@ -58,19 +58,65 @@ GRACE_SECONDS = 3.0
 #: The words the lost iteration's message and the new iteration's
 #: ``resume.continued`` use.
 REASON = "continued after worker loss"
+#: How actinia's local queue ends the jobs it runs when its API process
+#: shuts down (process_queue.stop_process_queue).
+SHUTDOWN_MESSAGE = ("The process was terminated by the server: Running "
+                    "process was terminated by server shutdown")
+
+
+def ended_by_api_shutdown(model: dict) -> bool:
+    return str(model.get("message") or "").startswith(SHUTDOWN_MESSAGE)
+#: Failures of a job's own step that an operator may let be continued
+#: ([MISC] continue_after_errors): the step's process was killed by
+#: SIGKILL (the kernel's OOM killer picked the GRASS module, not the
+#: worker; an operator's kill) -- the chain did nothing wrong, and the same
+#: step on a fresh start usually gets the memory again.
+TRANSIENT_FAILURES = {"killed": "continued after its step was killed"}
 
 log = logging.getLogger("actinia_resume_plugin.continuation")
 
 
 # ------------------------------------------------------------- decision
-def attempt_text(attempt: int, max_attempts: int) -> str:
-    return f"{REASON} (attempt {attempt} of {max_attempts})"
+def attempt_text(attempt: int, max_attempts: int,
+                 reason: str = REASON) -> str:
+    return f"{reason} (attempt {attempt} of {max_attempts})"
+
+
+def transient_failure(model: dict, allowed) -> str | None:
+    """The name of the opted-in transient failure that ended the iteration
+    whose final document is ``model`` (status ``error``), or None."""
+    if "killed" in allowed:
+        log = model.get("process_log") or []
+        last = log[-1] if log and isinstance(log[-1], dict) else {}
+        if last.get("return_code") in (-9, 137):
+            return "killed"
+    return None
+
+
+def mark_transient(iteration, kind: str) -> None:
+    """In the worker: the rq job's iteration ended with ``kind`` (see
+    :func:`transient_failure`), for the sweep to continue it."""
+    try:
+        from rq import get_current_job
+
+        job = get_current_job()
+    except Exception:
+        job = None
+    if job is None:
+        return
+    info = job.meta.get(META_KEY)
+    if isinstance(info, dict):
+        info["transient"] = {"iteration": int(iteration or 1),
+                             "kind": kind}
+        job.save_meta()
 
 
 def lost_message(why: str, attempt: int, max_attempts: int,
-                 new_iteration: int) -> str:
-    return (f"The worker of this job was lost ({why}); the job is "
-            f"{attempt_text(attempt, max_attempts)} as iteration "
+                 new_iteration: int, reason: str = REASON) -> str:
+    lost = "The worker of this job was lost" if reason == REASON else \
+        "This iteration ended by a transient failure"
+    return (f"{lost} ({why}); the job is "
+            f"{attempt_text(attempt, max_attempts, reason)} as iteration "
             f"{new_iteration}")
 
 
@@ -99,7 +145,9 @@ class Sweeper:
     """
 
     def __init__(self, kvdb, queue_kvdb, resource_logger, max_attempts: int,
-                 resource_dir: str, local: bool = False):
+                 resource_dir: str, local: bool = False,
+                 transient: tuple = ()):
+        self.transient = tuple(transient)  # opted-in transient failures
         self.local = local  # actinia's local queue: our records, no rq
         self.kvdb = kvdb
         self.queue_kvdb = queue_kvdb
@@ -121,7 +169,11 @@ class Sweeper:
         """One pass over the started and failed registries of every rq
         queue; returns what was decided (for logs and tests)."""
         from rq import Queue
-        from rq.registry import FailedJobRegistry, StartedJobRegistry
+        from rq.registry import (
+            FailedJobRegistry,
+            FinishedJobRegistry,
+            StartedJobRegistry,
+        )
 
         decided = []
         if self.local:
@@ -132,7 +184,9 @@ class Sweeper:
                     decided.append(outcome)
             return decided
         for queue in Queue.all(connection=self.queue_kvdb):
-            for registry_cls in (StartedJobRegistry, FailedJobRegistry):
+            registries = (StartedJobRegistry, FailedJobRegistry) + (
+                (FinishedJobRegistry,) if self.transient else ())
+            for registry_cls in registries:
                 registry = registry_cls(queue.name,
                                         connection=self.queue_kvdb)
                 for job_id in registry.get_job_ids():
@@ -146,7 +200,7 @@ class Sweeper:
     def _consider(self, registry, job_id: str) -> dict | None:
         from rq.exceptions import NoSuchJobError
         from rq.job import Job
-        from rq.registry import FailedJobRegistry
+        from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
         try:
             job = Job.fetch(job_id, connection=self.queue_kvdb)
@@ -154,16 +208,35 @@ class Sweeper:
             return None
         info = job.meta.get(META_KEY)
         in_failed = isinstance(registry, FailedJobRegistry)
+        if isinstance(registry, FinishedJobRegistry):
+            transient = (info or {}).get("transient") or {}
+            if transient.get("kind") not in self.transient or int(
+                    transient.get("iteration") or 0) != int(
+                    (info or {}).get("iteration") or 1):
+                self._done.add(job_id)  # ended as it should: never ours
+                return None
+            return self._locked(info, False, _RqJob(self, registry, job),
+                                transient=transient["kind"])
         if not isinstance(info, dict):
             if in_failed:  # not a job our worker started: never ours
                 self._done.add(job_id)
             return None  # started, not yet at our code: judged later
+        outcome = self._locked(info, in_failed, _RqJob(self, registry, job))
+        if outcome is None and in_failed and self._ended(info):
+            self._done.add(job_id)  # rq keeps it; nothing more to do
+        return outcome
+
+    def _ended(self, info: dict) -> bool:
+        """The rq job's iteration has a final status (or a successor)."""
         user_id, resource_id = info["user_id"], info["resource_id"]
         iteration = int(info.get("iteration") or 1)
-        verdict = self._lost(user_id, resource_id, iteration, in_failed)
-        if verdict is None:
-            return None
-        return self._locked(info, in_failed, _RqJob(self, registry, job))
+        if _doc(self.resource_logger, user_id, resource_id,
+                iteration + 1) is not None:
+            return True
+        document = _doc(self.resource_logger, user_id, resource_id,
+                        iteration)
+        return document is None or document[1].get("status") not in (
+            "accepted", "running")
 
     def _consider_local(self, key) -> dict | None:
         """A job of actinia's local queue (see :func:`adopt`)."""
@@ -178,14 +251,16 @@ class Sweeper:
             return None
         return self._locked(info, False, _LocalJob(self, key, record))
 
-    def _locked(self, info: dict, in_failed: bool, target) -> dict | None:
+    def _locked(self, info: dict, in_failed: bool, target,
+                transient: str | None = None) -> dict | None:
         """Decide under the job's PUT lock: one owner per continuation
         among API replicas and PUTs."""
         user_id, resource_id = info["user_id"], info["resource_id"]
         iteration = int(info.get("iteration") or 1)
         if target.stale(user_id, resource_id, iteration):
             return None
-        verdict = self._lost(user_id, resource_id, iteration, in_failed)
+        verdict = self._lost(user_id, resource_id, iteration, in_failed,
+                             transient)
         if verdict is None:
             return None
         lock = keys.put_lock(user_id, resource_id)
@@ -194,14 +269,16 @@ class Sweeper:
             return None  # a PUT or another sweeper owns the job now
         try:
             # the job may have moved on meanwhile (a PUT, another sweeper)
-            verdict = self._lost(user_id, resource_id, iteration, in_failed)
+            verdict = self._lost(user_id, resource_id, iteration, in_failed,
+                                 transient)
             if verdict is None:
                 return None
-            return self._decide(target, info, verdict)
+            return self._decide(target, info, verdict, transient)
         finally:
             self.kvdb.delete(lock)
 
-    def _lost(self, user_id, resource_id, iteration, in_failed):
+    def _lost(self, user_id, resource_id, iteration, in_failed,
+              transient=None):
         """``(model, why)`` when ``iteration`` is the job's latest, still
         ``accepted``/``running``, and its process is provably gone."""
         from actinia_resume_plugin.store import interim_root
@@ -217,6 +294,16 @@ class Sweeper:
             return None
         _, model = document
         status = model.get("status")
+        if self.local and status == "error" and ended_by_api_shutdown(model):
+            # actinia's local queue ended it when its API process went
+            # down: it died with the API, not by an error of its own
+            status = "running"
+        if transient is not None:
+            # ended by an opted-in transient failure of its own step
+            if status == "error" and transient_failure(
+                    model, (transient,)) == transient:
+                return model, "a step's process was killed (SIGKILL)"
+            return None
         if status not in ("accepted", "running"):
             return None  # it ended (also by its own error): not ours
         record = read_job_record(
@@ -238,8 +325,9 @@ class Sweeper:
                 return None
         return model, why
 
-    def _decide(self, target, info, verdict) -> dict:
+    def _decide(self, target, info, verdict, transient=None) -> dict:
         model, why = verdict
+        reason = TRANSIENT_FAILURES[transient] if transient else REASON
         user_id, resource_id = info["user_id"], info["resource_id"]
         iteration = int(info.get("iteration") or 1)
         attempt = int(info.get("attempt") or 0) + 1
@@ -261,26 +349,27 @@ class Sweeper:
             target.give_up()
             return {**outcome, "action": "bound reached"}
         new_iteration = iteration + 1
-        continued = {"reason": REASON, "attempt": attempt,
+        continued = {"reason": reason, "attempt": attempt,
                      "max_attempts": self.max_attempts,
                      "previous_iteration": iteration, "why": why,
                      "at": time.time()}
         accepted = {**model, "status": "accepted",
                     "iteration": new_iteration,
                     "message": f"Resource accepted: "
-                    f"{attempt_text(attempt, self.max_attempts)}",
+                    f"{attempt_text(attempt, self.max_attempts, reason)}",
                     "progress": {}, "process_log": [],
                     "resume": {"iteration": new_iteration,
                                "continued": attempt_text(
-                                   attempt, self.max_attempts)}}
+                                   attempt, self.max_attempts, reason)}}
         # the new iteration exists before the lost one is `error`: a PUT
         # that comes in between sees an accepted iteration and waits
         self._commit(user_id, resource_id, new_iteration, accepted)
         model.update(status="error", message=lost_message(
-            why, attempt, self.max_attempts, new_iteration))
+            why, attempt, self.max_attempts, new_iteration, reason))
         self._commit(user_id, resource_id, iteration, model)
         target.run_again({**info, "iteration": new_iteration,
-                          "attempt": attempt, "continued": continued})
+                          "attempt": attempt, "continued": continued,
+                          "transient": None})
         log.warning("actinia_resume_plugin: %s/%s iteration %d lost (%s): "
                     "%s as iteration %d", user_id, resource_id, iteration,
                     why, attempt_text(attempt, self.max_attempts),
@@ -341,8 +430,9 @@ class _LocalJob:
         """A record of a job that ended is removed."""
         document = _doc(self.sweeper.resource_logger, user_id, resource_id,
                         iteration)
-        if document is not None and document[1].get("status") in (
-                "accepted", "running"):
+        if document is not None and (document[1].get("status") in (
+                "accepted", "running") or ended_by_api_shutdown(
+                document[1])):
             return False
         if _doc(self.sweeper.resource_logger, user_id, resource_id,
                 iteration + 1) is None:
@@ -428,7 +518,8 @@ def start_sweeper_thread(actinia_config, resume_config):
                        ResourceLogger(**kwargs),
                        resume_config.continue_after_worker_loss,
                        resume_config.resource_dir,
-                       local=actinia_config.QUEUE_TYPE == "local")
+                       local=actinia_config.QUEUE_TYPE == "local",
+                       transient=resume_config.continue_after_errors)
 
     thread = threading.Thread(target=_sweep_loop, args=(make_sweeper,),
                               name="resume-continuation", daemon=True)

@@ -59,7 +59,8 @@ MAX_ATTEMPTS = 2
 def stack_cont(stacks):
     return stacks.get("kvdb_continue", "--queue", "kvdb", "--workers", "2",
                       "--misc",
-                      f"continue_after_worker_loss={MAX_ATTEMPTS}")
+                      f"continue_after_worker_loss={MAX_ATTEMPTS}",
+                      "--misc", "continue_after_errors=killed")
 
 
 def chain(long_sleep: int = 8) -> dict:
@@ -183,6 +184,42 @@ def test_attempts_are_bounded(stack_cont):
     assert done["status"] == "finished", done["message"]
     assert "continued" not in done["resume"]
     assert_baum_stats(done["process_results"]["univar_baum"])
+
+
+def test_killed_step_is_continued_when_opted_in(stack_cont):
+    """[MISC] continue_after_errors = killed: a step's process killed by
+    SIGKILL (the OOM killer's choice) ends the iteration with an error of
+    its own, which is continued like a lost worker."""
+    dep = stack_cont
+    client = dep.client(USER)
+    status_url, _, beat = start_job(dep, client, long_sleep=12)
+    sleeping = poll(lambda: [p for p in stack.descendants([beat["pid"]])
+                             if _comm(p) == "sleep"], "the long sleep step")
+    killed_at = time.monotonic()
+    os.kill(sleeping[0], signal.SIGKILL)
+    first = wait_iteration_final(client, status_url, 1)
+    assert first["status"] == "error"
+    continued = wait_continued(client, status_url, 2) - killed_at
+    done = wait_iteration_final(client, status_url, 2)
+    print(f"\nstep process kill -9 -> continued {continued:.1f} s, -> "
+          f"finished {time.monotonic() - killed_at:.1f} s")
+    assert done["status"] == "finished", done["message"]
+    assert done["resume"]["continued"] == continuation.attempt_text(
+        1, MAX_ATTEMPTS, continuation.TRANSIENT_FAILURES["killed"])
+    assert done["resume"]["restored_interim_result"] == 1
+    assert_baum_stats(done["process_results"]["univar_baum"])
+
+
+def test_own_error_is_not_continued(stack_cont, missing_dir):  # noqa: F811
+    client = stack_cont.client(USER)
+    failed = client.run_chain("processing_async",
+                              load_chain("pc_error_not_in_pc",
+                                         dir=missing_dir))
+    assert failed["status"] == "error"
+    deadline = time.monotonic() + 3 * continuation.SWEEP_SECONDS
+    while time.monotonic() < deadline:
+        assert sorted(iterations(client, failed["urls"]["status"])) == [1]
+        time.sleep(0.5)
 
 
 def test_terminated_job_is_not_continued(stack_cont):
@@ -374,6 +411,10 @@ def test_api_master_lost_in_local_mode(stack_local):
     killed_at = time.monotonic()
     os.kill(master, signal.SIGKILL)
     poll(lambda: port_free(state["port"]), "the API's port to be free", 60)
+    # gunicorn's worker sees its master gone and exits, and may end the
+    # running job on its way out ("terminated by server shutdown");
+    # whatever is left dies too (a lost container): the job died with the
+    # API either way
     left = [p for p in api_processes if stack.process_running(p)]
     print(f"\nport free {time.monotonic() - killed_at:.1f} s after the "
           f"master's kill; {len(left)} of its processes still running")

@@ -149,12 +149,35 @@ def test_missing_heartbeat_waits_for_the_grace(tmp_path, monkeypatch):
     assert sweep._locked(info, False, FakeTarget())["action"] == "continued"
 
 
+def test_opted_in_transient_failure(tmp_path):
+    killed = {"status": "error", "process_log": [{"return_code": 0},
+                                                 {"return_code": -9}]}
+    assert continuation.transient_failure(killed, ("killed",)) == "killed"
+    assert continuation.transient_failure(killed, ()) is None
+    own = {"status": "error", "process_log": [{"return_code": 1}]}
+    assert continuation.transient_failure(own, ("killed",)) is None
+    sweep, logger, info = sweeper({1: (200, killed)}, tmp_path=tmp_path)
+    target = FakeTarget()
+    outcome = sweep._locked(info, False, target, transient="killed")
+    assert outcome["action"] == "continued"
+    assert "transient" in logger.docs[1][1]["message"]
+    assert target.again["transient"] is None
+    sweep, logger, info = sweeper({1: (200, own)}, tmp_path=tmp_path)
+    assert sweep._locked(info, False, FakeTarget(),
+                         transient="killed") is None
+
+
 def test_config_key_default_and_bounds(tmp_path):
     cfg = tmp_path / "a.cfg"
     cfg.write_text("[MISC]\nsave_interim_results = True\n")
     assert read_config(cfg).continue_after_worker_loss == 3
     cfg.write_text("[MISC]\ncontinue_after_worker_loss = 0\n")
     assert read_config(cfg).continue_after_worker_loss == 0
+    cfg.write_text("[MISC]\ncontinue_after_errors = killed\n")
+    assert read_config(cfg).continue_after_errors == ("killed",)
+    cfg.write_text("[MISC]\ncontinue_after_errors = everything\n")
+    with pytest.raises(ConfigError):
+        read_config(cfg)
     for bad in ("-1", "many", "1000"):
         cfg.write_text(f"[MISC]\ncontinue_after_worker_loss = {bad}\n")
         with pytest.raises(ConfigError):

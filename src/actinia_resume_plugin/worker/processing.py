@@ -241,7 +241,8 @@ class InterimResultsMixin:
         continued = self.resume_plan.get("continued")
         if continued:
             self.resume_report["continued"] = continuation.attempt_text(
-                continued["attempt"], continued["max_attempts"])
+                continued["attempt"], continued["max_attempts"],
+                continued.get("reason", continuation.REASON))
             self.resume_report["continued_from_iteration"] = continued[
                 "previous_iteration"]
             self.resume_report["worker_lost"] = continued["why"]
@@ -554,6 +555,14 @@ class InterimResultsMixin:
     # -------------------------------------------------------- responses
     def _send_to_database(self, document, final=False):
         """Add what the resumption did (reused/run steps) to the response."""
+        if final and self.resume_config.continue_after_errors:
+            # --- hook (issue 22): an opted-in transient failure
+            _, model = pickle.loads(document)
+            kind = model.get("status") == "error" and \
+                continuation.transient_failure(
+                    model, self.resume_config.continue_after_errors)
+            if kind:
+                continuation.mark_transient(self.iteration, kind)
         if self.resume_report is not None or self.snapshot_note:
             http_code, model = pickle.loads(document)
             if self.resume_report is not None:
