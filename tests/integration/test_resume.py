@@ -244,7 +244,7 @@ def test_put_refused_for_other_user(stack_true, missing_dir):
 def test_put_refused_while_running_and_accepted(stack_true):
     client = stack_true.client(USER)
     resp = client.post_chain("processing_async",
-                             load_chain("sleep", seconds=6))
+                             load_chain("sleep", seconds=12))
     status_url = resp.json()["urls"]["status"]
     early = client.put(status_url)  # accepted or running: both refused
     assert early.status_code == 409
