@@ -17,6 +17,7 @@ module, so the tests run exactly the deployment an operator would run.
                    [--worker-pid-namespace]
     stack.py worker --data DIR --queue-name job_queue_<n|resource_id>
                    [--burst] [--pid-namespace]
+    stack.py supervise --pidfile F -- CMD ...   (restart CMD when it exits)
     stack.py stop --data DIR
 
 With ``--queue kvdb`` (actinia's ``[QUEUE] queue_type = kvdb``) the API only
@@ -28,6 +29,11 @@ starts each worker in its own pid namespace (``unshare --pid --fork
 --mount-proc``), as in a container: the API cannot see its pids. With
 ``--queue per_job`` every job has its own queue ``job_queue_<resource_id>``
 and no worker is started: ``stack.py worker --burst`` runs one.
+
+Workers (not burst ones) run under ``stack.py supervise``, which starts the
+actinia-worker again whenever it exits (an rq worker exits when valkey goes
+away), as the compose file's ``restart: always`` and a Kubernetes
+Deployment do.
 """
 
 from __future__ import annotations
@@ -64,14 +70,28 @@ USERS = [
     ("resume-userb", "resume-userb-pw", "user", "groupb"),
 ]
 # Modules and executables a plain `user` may run (actinia's default allow
-# list has neither r.info nor sleep).
+# list has neither r.info nor sleep). Nothing here may run arbitrary
+# commands or name a server file to read or write: every job of every user
+# runs as the same system user, so such a step could read, change or delete
+# other users' interim results (tests/integration/test_isolation.py).
 USER_MODULES = (
     "importer,exporter,r.info,r.univar,r.mapcalc,r.colors,r.neighbors,"
-    "r.slope.aspect,r.stats,r.out.gdal,r.in.gdal,r.import,v.import,v.info,"
+    "r.slope.aspect,r.stats,v.info,"
     "v.db.addcolumn,v.db.update,v.db.select,v.buffer,v.to.rast,g.region,"
     "g.list,g.mapset,g.mapsets,g.remove,g.copy,g.rename,r.random,"
-    "r.what,v.out.ogr,sleep,ls,cat,echo,mkdir,touch,false,true,grass,"
-    "r.colors.out,index_NDVI"
+    "r.what,sleep,ls,echo,false,true,index_NDVI"
+)
+# Never allowed to a plain `user`, also when actinia's default allow list
+# has them: shells and interpreters (a GRASS session runs any command:
+# `grass --exec rm -rf ...`) and file tools. GRASS modules that take a
+# server path (r.out.png output=, r.colors.out rules=, ...) stay allowed:
+# the plugin refuses any path into the resource storage for non-superadmins
+# (worker/path_guard.py).
+USER_FORBIDDEN = (
+    "grass,sh,bash,dash,zsh,python,python3,perl,env,xargs,find,cat,touch,"
+    "mkdir,rm,rmdir,cp,mv,ln,tee,dd,rsync,tar,chmod,chown,truncate,"
+    "r.in.gdal,r.import,r.external,r.out.gdal,v.import,v.in.ogr,"
+    "v.external,v.out.ogr,db.in.ogr,db.out.ogr"
 )
 
 
@@ -236,7 +256,9 @@ from actinia_core.core.common.user import ActiniaUser
 global_config.read()
 kvdb_user_interface.connect(host=global_config.KVDB_SERVER_URL,
                             port=global_config.KVDB_SERVER_PORT)
-modules = list(global_config.MODULE_ALLOW_LIST) + {USER_MODULES!r}.split(",")
+forbidden = set({USER_FORBIDDEN!r}.split(","))
+modules = [m for m in list(global_config.MODULE_ALLOW_LIST)
+           + {USER_MODULES!r}.split(",") if m not in forbidden]
 datasets = {{"nc_spm_08": ["PERMANENT", "landsat", "user1"]}}
 for uid, pw, role, group in {USERS!r}:
     user = ActiniaUser(uid)
@@ -277,29 +299,100 @@ def _start_processes(data: Path, opts: argparse.Namespace) -> dict:
     state = {"data": str(data), "port": opts.port,
              "valkey_port": opts.valkey_port, "config": str(cfg), "pids": [],
              "queue": opts.queue, "workers": []}
-    valkey_pid = spawn(valkey_command(data, opts.valkey_port),
-                       data / "logs" / "valkey.log", env, data)
-    state["pids"].append(valkey_pid)
+    state["pids"].append(0)  # valkey's, set by start_valkey
     (data / STATE_FILE).write_text(json.dumps(state))
-    wait_for(lambda: valkey_ping(opts.valkey_port), "valkey", 20)
+    start_valkey(data)
+    state = json.loads((data / STATE_FILE).read_text())
     create_users(env)
-    gunicorn_pid = spawn(
-        [str(BIN / "gunicorn"), "-b", f"{opts.bind}:{opts.port}", "-w", "1",
-         "-k", "gthread", "--threads", "8", "--timeout", "600",
-         "--no-control-socket", "actinia_core.main:flask_app"],
-        data / "logs" / "actinia.log", env, data,
-    )
-    state["pids"].append(gunicorn_pid)
+    state["pids"].append(0)  # gunicorn's, set by start_api
+    state["bind"] = opts.bind
     (data / STATE_FILE).write_text(json.dumps(state))
-    wait_for(lambda: version_ok(opts.port), "actinia /api/v3/version", 90,
-             pid=gunicorn_pid)
-    state["url"] = f"http://127.0.0.1:{opts.port}/api/v3"
-    (data / STATE_FILE).write_text(json.dumps(state))
+    start_api(data)
+    state = json.loads((data / STATE_FILE).read_text())
     if opts.queue == "kvdb":
         for number in range(opts.workers):
             start_worker(data, f"{WORKER_QUEUE_PREFIX}_{number}",
                          pid_namespace=opts.worker_pid_namespace)
     return json.loads((data / STATE_FILE).read_text())
+
+
+def start_api(data) -> int:
+    """Start gunicorn serving actinia for the deployment (also to start it
+    again after it was stopped or lost) and record its pid."""
+    data = Path(data).resolve()
+    state = json.loads((data / STATE_FILE).read_text())
+    port = state["port"]
+    pid = spawn(
+        [str(BIN / "gunicorn"), "-b", f"{state.get('bind', '127.0.0.1')}:"
+         f"{port}", "-w", "1", "-k", "gthread", "--threads", "8",
+         "--timeout", "600", "--no-control-socket",
+         "actinia_core.main:flask_app"],
+        data / "logs" / "actinia.log", stack_env(Path(state["config"])), data,
+    )
+    state["pids"][1] = pid
+    state["api_pid"] = pid
+    (data / STATE_FILE).write_text(json.dumps(state))
+    wait_for(lambda: version_ok(port), "actinia /api/v3/version", 90,
+             pid=pid)
+    state["url"] = f"http://127.0.0.1:{port}/api/v3"
+    (data / STATE_FILE).write_text(json.dumps(state))
+    return pid
+
+
+def start_valkey(data) -> int:
+    """Start valkey on the deployment's port and append-only file (also
+    to restart it after it died: the tests kill it) and record its pid."""
+    data = Path(data).resolve()
+    state = json.loads((data / STATE_FILE).read_text())
+    pid = spawn(valkey_command(data, state["valkey_port"]),
+                data / "logs" / "valkey.log", stack_env(Path(state["config"])),
+                data)
+    state["pids"][0] = pid
+    state["valkey_pid"] = pid
+    (data / STATE_FILE).write_text(json.dumps(state))
+    wait_for(lambda: valkey_ping(state["valkey_port"]), "valkey", 20, pid=pid)
+    return pid
+
+
+def supervise(pidfile: str, cmd: list[str]) -> int:
+    """Run ``cmd`` and start it again whenever it exits, until SIGTERM (as
+    a container runtime's restart policy or Kubernetes would): an
+    actinia-worker exits when valkey goes away and does not come back by
+    itself. The running child's pid is kept in ``pidfile``."""
+    stopping = False
+    child = None
+
+    def on_term(signum, frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    delay = 0.5
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen(cmd)
+        Path(pidfile).write_text(str(child.pid))
+        code = child.wait()
+        if stopping:
+            return code
+        # a child that keeps failing at once is restarted less often
+        delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 8)
+        print(f"supervise: {cmd[0]} exited with {code}; restarting in "
+              f"{delay} s", flush=True)
+        time.sleep(delay)
+    return 0
+
+
+def worker_pid(worker: dict) -> int | None:
+    """The pid of the worker's current actinia-worker (or of `unshare`,
+    with a pid namespace), below its supervisor."""
+    try:
+        return int(Path(worker["pidfile"]).read_text())
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _rq_workers(valkey_port: int, queue: str) -> set:
@@ -330,9 +423,16 @@ def start_worker(data, queue: str, *, pid_namespace: bool = False,
                *cmd]
     before = _rq_workers(state["valkey_port"], queue)
     log = data / "logs" / f"worker-{queue}.log"
+    number = len(state.get("workers", []))
+    pidfile = data / "run" / f"worker-{number}-{queue}.pid"
+    if not burst:  # restarted when it exits (not a one-job burst worker)
+        cmd = [str(BIN / "python"), str(Path(__file__).resolve()),
+               "supervise", "--pidfile", str(pidfile), "--", *cmd]
     pid = spawn(cmd, log, stack_env(Path(state["config"])), data)
+    if burst:
+        pidfile.write_text(str(pid))
     worker = {"queue": queue, "pid": pid, "pid_namespace": pid_namespace,
-              "log": str(log)}
+              "log": str(log), "pidfile": str(pidfile)}
     state["pids"].append(pid)
     state.setdefault("workers", []).append(worker)
     (data / STATE_FILE).write_text(json.dumps(state))
@@ -383,6 +483,7 @@ def stop(data: Path) -> None:
     if not state_path.exists():
         return
     state = json.loads(state_path.read_text())
+    state["pids"] = [p for p in state["pids"] if p > 0]  # 0: our own group
     below = descendants(state["pids"])
     for pgid in reversed(state["pids"]):
         if _group_alive(pgid):
@@ -440,6 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_worker.add_argument("--queue-name", required=True)
     p_worker.add_argument("--burst", action="store_true")
     p_worker.add_argument("--pid-namespace", action="store_true")
+    p_sup = sub.add_parser("supervise", help="run a command, restart it "
+                           "whenever it exits")
+    p_sup.add_argument("--pidfile", required=True)
+    p_sup.add_argument("cmd", nargs=argparse.REMAINDER)
     p_stop = sub.add_parser("stop")
     p_stop.add_argument("--data", required=True)
     return parser
@@ -449,6 +554,9 @@ def main(argv: list[str] | None = None) -> None:
     opts = build_parser().parse_args(argv)
     if opts.command == "start":
         print(json.dumps(start(opts)))
+    elif opts.command == "supervise":
+        cmd = opts.cmd[1:] if opts.cmd[:1] == ["--"] else opts.cmd
+        raise SystemExit(supervise(opts.pidfile, cmd))
     elif opts.command == "worker":
         print(json.dumps(start_worker(opts.data, opts.queue_name,
                                       pid_namespace=opts.pid_namespace,

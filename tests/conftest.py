@@ -137,8 +137,11 @@ def stacks(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def stack_true(stacks) -> Deployment:
-    """save_interim_results = True"""
-    return stacks.get("true", "--save-interim-results", "True")
+    """save_interim_results = True; jobs whose worker died are left to a
+    PUT (the tests of what a PUT does with them), test_continuation.py has
+    stacks that continue them by themselves."""
+    return stacks.get("true", "--save-interim-results", "True",
+                      "--misc", "continue_after_worker_loss=0")
 
 
 @pytest.fixture(scope="session")

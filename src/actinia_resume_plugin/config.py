@@ -45,6 +45,12 @@ class ResumeConfig:
     # a POST may reuse the caller's interim results of an earlier job
     # (``?reuse=``); off unless the operator opts in
     reuse_interim_results: bool = False
+    # how often a job whose worker was lost is continued by itself
+    # (continuation.py); 0: never, only a PUT resumes it
+    continue_after_worker_loss: int = 3
+    # failures of a job's own step that are continued too (opt-in; names
+    # of continuation.TRANSIENT_FAILURES)
+    continue_after_errors: tuple = ()
     # lower-case endpoint class name -> actinia-core class used to resume
     endpoint_map: dict[str, str] = field(default_factory=dict)
 
@@ -159,6 +165,20 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
         quota = int(get("GRASS", "grass_resource_quota", "100"))
         reuse = parse_flag(get("MISC", "reuse_interim_results", "False"),
                            "[MISC] reuse_interim_results")
+        continuations = int(get("MISC", "continue_after_worker_loss", "3"))
+        transient = tuple(
+            word.strip() for word in
+            (get("MISC", "continue_after_errors", "") or "").split(",")
+            if word.strip())
+        unknown = sorted(set(transient) - {"killed"})
+        if unknown:
+            raise ValueError(
+                f"[MISC] continue_after_errors: unknown {', '.join(unknown)}"
+                "; known: killed")
+        if not 0 <= continuations <= 100:
+            raise ValueError(
+                f"[MISC] continue_after_worker_loss = {continuations}: "
+                "expected a whole number 0 ... 100")
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return ResumeConfig(
@@ -174,6 +194,8 @@ def read_config(path: str | os.PathLike) -> ResumeConfig:
         interim_results_ttl_days=ttl_days,
         interim_results_ttl_check_seconds=ttl_check,
         reuse_interim_results=reuse,
+        continue_after_worker_loss=continuations,
+        continue_after_errors=transient,
         endpoint_map=endpoint_map,
     )
 

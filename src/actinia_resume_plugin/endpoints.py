@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import sys
 
+from actinia_resume_plugin import inherited_sockets
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.api.resource_storage import (
     ResourceStorageResource,
     start_retention_thread,
 )
 from actinia_resume_plugin.api.resume import ResumeResourceManager
+from actinia_resume_plugin.api.unavailable import answers_503_while_kvdb_down
 from actinia_resume_plugin.apidocs import models
 from actinia_resume_plugin.apidocs import processing as processing_docs
 from actinia_resume_plugin.apidocs import resource_storage as storage_docs
@@ -80,7 +82,7 @@ def replace_view(flask_api, endpoint: str, resource_cls) -> None:
     view = flask_api.output(resource_cls.as_view(endpoint))
     for decorator in flask_api.decorators:
         view = decorator(view)
-    app.view_functions[endpoint] = view
+    app.view_functions[endpoint] = answers_503_while_kvdb_down(view)
 
 
 def plugin_resource_classes() -> dict[str, type]:
@@ -231,3 +233,12 @@ def create_endpoints(flask_api):
     document_operations(flask_api)
     # [MISC] interim_results_ttl_days: remove expired interim results
     start_retention_thread()
+    # actinia's local queue child (forked after this) must not hold the
+    # API's port when the API is gone
+    inherited_sockets.register()
+    # continue jobs whose worker was lost
+    from actinia_core.core.common.config import global_config
+
+    from actinia_resume_plugin.continuation import start_sweeper_thread
+
+    start_sweeper_thread(global_config, config)

@@ -42,3 +42,10 @@ def picked(user_id: str, resource_id: str, iteration: int) -> str:
     TTL): tells a job whose process died from one still waiting in a
     queue, whatever actinia's status says."""
     return f"{_job('picked', user_id, resource_id)}::{int(iteration)}"
+
+
+def local_job(user_id: str, resource_id: str) -> str:
+    """A job of actinia's local queue: its pickled arguments (as rq keeps
+    them for its jobs) and iteration, so that a job that died with its API
+    process is continued by the next one (continuation.py)."""
+    return _job("local", user_id, resource_id)

@@ -38,6 +38,7 @@ from .hooks_ast import (
 WORKER_OVERRIDES = {
     "__init__": "(self, rdc)",
     "run": "(self)",
+    "_setup": "(self, init_grass=True)",
     "_cleanup": "(self)",
     "_validate_process_chain": "(self, process_chain=None, "
                                "skip_permission_check=False, "

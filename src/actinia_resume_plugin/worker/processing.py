@@ -35,7 +35,7 @@ from actinia_processing_lib.ephemeral_processing_with_export import (
 from actinia_processing_lib.exceptions import AsyncProcessError
 from actinia_processing_lib.persistent_processing import PersistentProcessing
 
-from actinia_resume_plugin import inputs, planner, plans
+from actinia_resume_plugin import continuation, inputs, planner, plans
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
@@ -51,6 +51,8 @@ from actinia_resume_plugin.store.resource_storage import (
     storage_usage,
 )
 from actinia_resume_plugin.store.snapshot_store import rmtree
+from actinia_resume_plugin.worker import path_guard
+from actinia_resume_plugin.worker.kvdb_retry import RetryingClient
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
 from actinia_resume_plugin.worker.units import group_processes
 
@@ -133,6 +135,17 @@ class InterimResultsMixin:
             for path in self._removals:
                 rmtree(path)
 
+    def _setup(self, *args, **kwargs):
+        """--- hook (issue 22, worker/kvdb_retry.py): the job's valkey
+        clients (made here by actinia) wait for valkey to come back instead
+        of failing the job."""
+        result = super()._setup(*args, **kwargs)
+        for name in ("resource_logger", "lock_interface"):
+            client = getattr(self, name, None)
+            if client is not None and not isinstance(client, RetryingClient):
+                setattr(self, name, RetryingClient(client))
+        return result
+
     def _cleanup(self):
         """actinia removes the temporary database before it sends the final
         status; with thousands of maps that is seconds. Rename it away here
@@ -157,6 +170,12 @@ class InterimResultsMixin:
             process_chain=process_chain,
             skip_permission_check=skip_permission_check,
         )
+        # --- hook (issue 22): no paths into other users' interim results
+        refused = path_guard.check_processes(
+            process_list, self.user_credentials.get("user_role"),
+            self.resume_config.resource_dir)
+        if refused:
+            raise AsyncProcessError(refused)
         chain = process_chain if process_chain is not None else self.request_data
         chain_list = chain.get("list", []) if isinstance(chain, dict) else []
         if not chain_list:
@@ -220,6 +239,15 @@ class InterimResultsMixin:
         if self.resume_plan.get("source_resource_id"):
             self.resume_report["reused_from"] = self.resume_plan[
                 "source_resource_id"]
+        # --- hook (issue 22, continuation.py): say why this iteration runs
+        continued = self.resume_plan.get("continued")
+        if continued:
+            self.resume_report["continued"] = continuation.attempt_text(
+                continued["attempt"], continued["max_attempts"],
+                continued.get("reason", continuation.REASON))
+            self.resume_report["continued_from_iteration"] = continued[
+                "previous_iteration"]
+            self.resume_report["worker_lost"] = continued["why"]
 
     def _replan(self):
         """The planned interim result was damaged or removed since the PUT
@@ -523,6 +551,14 @@ class InterimResultsMixin:
     # -------------------------------------------------------- responses
     def _send_to_database(self, document, final=False):
         """Add what the resumption did (reused/run steps) to the response."""
+        if final and self.resume_config.continue_after_errors:
+            # --- hook (issue 22): an opted-in transient failure
+            _, model = pickle.loads(document)
+            kind = model.get("status") == "error" and \
+                continuation.transient_failure(
+                    model, self.resume_config.continue_after_errors)
+            if kind:
+                continuation.mark_transient(self.iteration, kind)
         if self.resume_report is not None or self.snapshot_note:
             http_code, model = pickle.loads(document)
             if self.resume_report is not None:
@@ -549,14 +585,19 @@ class ResumablePersistentProcessing(InterimResultsMixin, PersistentProcessing):
     """Persistent processing (``…/mapsets/<mapset>/processing_async``)."""
 
 
-def start_ephemeral_job(*args):
-    ResumableEphemeralProcessing(*args).run()
+# --- hook (issue 22): continuation.adopt() records the rq job's iteration
+# and turns a job requeued after worker loss into its new iteration.
+def start_ephemeral_job(rdc):
+    continuation.adopt(rdc, start_ephemeral_job)
+    ResumableEphemeralProcessing(rdc).run()
 
 
-def start_ephemeral_export_job(*args):
-    ResumableEphemeralProcessingWithExport(*args).run()
+def start_ephemeral_export_job(rdc):
+    continuation.adopt(rdc, start_ephemeral_export_job)
+    ResumableEphemeralProcessingWithExport(rdc).run()
 
 
-def start_persistent_job(*args):
-    ResumablePersistentProcessing(*args).run()
+def start_persistent_job(rdc):
+    continuation.adopt(rdc, start_persistent_job)
+    ResumablePersistentProcessing(rdc).run()
 
