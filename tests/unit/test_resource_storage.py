@@ -13,6 +13,7 @@ from disk_usage import used_bytes
 
 from actinia_resume_plugin.store import SnapshotStore, interim_root
 from actinia_resume_plugin.store import resource_storage as rs
+from actinia_resume_plugin.store.layout import seal_text
 
 DAY = 86400
 USER = "alice"
@@ -280,7 +281,7 @@ def test_eviction_removes_least_recently_used_ended_jobs_only(resources):
             ("resource_id-kept", "error"), ("resource_id-new", "error")]):
         root = resources / USER / "interim" / rid
         write(root / "objects" / "ab" / "c", bytes(1000))
-        write(root / "job.json", f'{{"status": "{status}"}}'.encode())
+        write(root / "job.json", seal_text({"status": status}).encode())
         age_tree(root, 10 - age)
         sizes[rid] = used_bytes(root)
     result = rs.evict_unused_interim_results(

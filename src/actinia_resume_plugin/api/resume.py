@@ -11,6 +11,7 @@ on the resumable worker of the job's core endpoint class.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import re
@@ -146,7 +147,11 @@ class ResumeResourceManager(ResourceManager):
             raise ApiError(400, "No usable process chain is stored for "
                               "this job; send the complete process chain "
                               "in the PUT")
-        plan = self._plan(chain, job, store, from_step)
+        # a dry run reads every byte of the interim result it plans to
+        # restore; a real PUT checks cheaply and the restore checks every
+        # byte as it copies (falling back as the dry run would)
+        plan = self._plan(chain, job, store, from_step,
+                          verify_content=dry_run)
         if dry_run:
             return make_response(jsonify({
                 "status": "plan", "resource_id": resource_id,
@@ -276,7 +281,7 @@ class ResumeResourceManager(ResourceManager):
 
     @staticmethod
     def _plan(chain: dict, job: JobRecord, store: SnapshotStore,
-              from_step: str | None) -> dict:
+              from_step: str | None, verify_content: bool = False) -> dict:
         steps = chain["list"]
         order = planner.execution_order(steps)
         ids = [str(steps[i].get("id", i)) for i in order]
@@ -296,7 +301,9 @@ class ResumeResourceManager(ResourceManager):
                 inputs.current_inputs(
                     [steps[i] for i in order], job.get("inputs"),
                     current_config().include_additional_mapset_pattern),
-                damage=store.damage, from_step=from_position)
+                damage=functools.partial(store.damage,
+                                         content=verify_content),
+                from_step=from_position)
         except (ValueError, planner.ResumeNotPossible) as exc:
             raise ApiError(400, str(exc)) from None
         result["forced_from"] = from_position
@@ -308,6 +315,15 @@ class ResumeResourceManager(ResourceManager):
                 filter(None, [job.notice(), result["notice"]]))
         result["step_ids"] = ids
         restore = result["restore_snapshot"]
+        damaged = [f"The {why}." for step, why in
+                   sorted(store.survey()[1].items())
+                   if restore is None or step > restore]
+        damaged = [why for why in damaged if why not in (
+            result.get("notice") or "")]
+        if damaged:
+            result["notice"] = " ".join(
+                [*damaged, "It is not used."]
+                + ([result["notice"]] if result.get("notice") else []))
         restored = store.get(restore) if restore is not None else None
         if restored is not None and restored.meta.get("taken_at_failure"):
             result["notice"] = " ".join(filter(None, [

@@ -121,8 +121,9 @@ def _plan_from(user_id: str, resource_id: str, chain: dict,
     if why:
         raise ApiError(400, f"reuse={resource_id}: cannot be reused: "
                           f"{why}")
-    return _with_source(ResumeResourceManager._plan(chain, job, store, None),
-                        resource_id)
+    return _with_source(ResumeResourceManager._plan(
+        chain, job, store, None, verify_content=dry_run_requested()),
+        resource_id)
 
 
 def _best_plan(user_id: str, chain: dict, wanted: dict) -> dict:
@@ -137,7 +138,8 @@ def _best_plan(user_id: str, chain: dict, wanted: dict) -> dict:
         if _usable_job(job, wanted) or not _shares_a_step(store, new_fps):
             continue
         try:
-            plan = ResumeResourceManager._plan(chain, job, store, None)
+            plan = ResumeResourceManager._plan(
+                chain, job, store, None, verify_content=dry_run_requested())
         except ApiError:
             continue
         key = (plan["steps_reused"], job.get("updated") or 0)
