@@ -53,10 +53,13 @@ from actinia_resume_plugin.store.resource_storage import (
 )
 from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
+from actinia_resume_plugin.worker.mapset_names import rename_mapset_references
 from actinia_resume_plugin.worker.units import group_processes
 
 # Directories whose files name their mapset (group REF, raster VRT, tgis);
-# they are rewritten on the restored copy only.
+# they are rewritten on the restored copy only, as are the places
+# worker/mapset_names.py knows (reclass headers and MASK, reclassed_to,
+# subgroups, group targets, database paths written out in full).
 MAPSET_NAME_DIRS = ("group", "cell_misc", "tgis")
 ADDITIONAL_PART = "mapsets/"
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\",;:]+")
@@ -380,11 +383,18 @@ class InterimResultsMixin:
                 "new plan") from None
         old_name = info.meta.get("mapset_name")
         if old_name and old_name != temp_mapset_name:
-            for directory in MAPSET_NAME_DIRS:
-                change_mapsetname(
-                    os.path.join(mapset_path, directory), directory,
-                    old_name, temp_mapset_name,
-                )
+            # the temporary mapset and the job-local mapsets restored with
+            # it may name the old temporary mapset
+            mapsets = [mapset_path] + [
+                path for part, path in targets.items()
+                if part.startswith(ADDITIONAL_PART)]
+            for path in mapsets:
+                for directory in MAPSET_NAME_DIRS:
+                    change_mapsetname(
+                        os.path.join(path, directory), directory,
+                        old_name, temp_mapset_name,
+                    )
+                rename_mapset_references(path, old_name, temp_mapset_name)
         self.message_logger.info(
             f"Restored interim result of step {step} into {mapset_path}"
         )
