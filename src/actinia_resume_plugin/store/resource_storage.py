@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import job_record
-from .snapshot_store import INTERIM_DIR, MANIFEST_NAME, STEPS_DIR, rmtree
+from .layout import INTERIM_DIR
+from .snapshot_store import SnapshotStore, rmtree
 
 __all__ = [
     "MAX_OLDERTHAN_DAYS",
@@ -66,7 +67,6 @@ KIND_RESOURCE = "resource"
 KIND_OTHER = "other"
 KIND_TRASH = "trash"
 
-_STEP_RE = re.compile(r"^[0-9]{6,}$")
 _DIGITS_RE = re.compile(r"^[0-9]+$")
 
 #: ``protect(user_id, resource_ids) -> {resource_id: reason}``: the jobs
@@ -207,20 +207,14 @@ def storage_usage(path) -> int:
     return total
 
 
-def _snapshot_steps(root: str) -> list[int]:
-    """Committed snapshot steps of a job root (a step dir with a manifest)."""
-    steps_dir = os.path.join(root, STEPS_DIR)
+def _snapshot_steps(root: str) -> tuple[list[int], dict[int, str]]:
+    """The committed interim results of a job root and the damaged step
+    dirs with the reason, by the store's one definition
+    (:meth:`.SnapshotStore.survey`): never a step a PUT cannot restore."""
     try:
-        it = os.scandir(steps_dir)
+        return SnapshotStore(root).survey()
     except OSError:
-        return []
-    steps = []
-    with it:
-        for entry in it:
-            if _STEP_RE.match(entry.name) and os.path.isfile(
-                    os.path.join(entry.path, MANIFEST_NAME)):
-                steps.append(int(entry.name))
-    return sorted(steps)
+        return [], {}
 
 
 def read_job_record(root: str) -> dict:
@@ -241,6 +235,7 @@ class StorageUnit:
     files: int = 0
     newest_mtime: float = 0.0
     steps: list[int] = field(default_factory=list)
+    damaged: dict = field(default_factory=dict)  # step -> why
     job: dict = field(default_factory=dict)
 
     @property
@@ -276,6 +271,10 @@ class StorageUnit:
                                 and newest < len(step_ids) else None),
                 failed_step=self.job.get("failed_step"),
             )
+            if self.damaged:
+                doc["damaged_steps"] = [
+                    {"step": step, "reason": f"The {why}."}
+                    for step, why in sorted(self.damaged.items())]
         return doc
 
 
@@ -384,7 +383,7 @@ def _unit(kind: str, name: str, path: str, seen: set) -> StorageUnit:
     unit = StorageUnit(kind=kind, name=name, path=path, bytes=tally.bytes,
                        files=tally.files, newest_mtime=tally.newest_mtime)
     if kind == KIND_INTERIM:
-        unit.steps = _snapshot_steps(path)
+        unit.steps, unit.damaged = _snapshot_steps(path)
         unit.job = read_job_record(path)
     return unit
 
