@@ -160,6 +160,17 @@ def test_damage_keeping_timestamps_never_gives_a_wrong_value(
     gate = tmp_path / "gate"
     client, status_url = failed_job(deployment, endpoint, gate)
     DAMAGE[kind](store_of(deployment, status_url))
+    if kind == "manifest":
+        listed = client.request("GET", "resource_storage").json()
+        rid = status_url.rstrip("/").rsplit("/", 1)[1]
+        unit = next(u for u in listed["process_results"]["interim_results"]
+                    if u["resource_id"] == rid)
+        # never listed as restorable; listed as damaged with the reason
+        assert unit["damaged_steps"], unit
+        assert all("manifest.json" in d["reason"]
+                   for d in unit["damaged_steps"]), unit
+        restorable = set(store_of(deployment, status_url).steps())
+        assert unit["steps"] == len(restorable)
     gate.mkdir()
     done = check_resumed(client, status_url, kind)
     if kind != "record":
