@@ -474,24 +474,29 @@ def _copy_buffer() -> bytearray:
     return buf
 
 
-def _copy_fd_hashing(fd_src: int, fd_dst: int) -> tuple[str, int]:
+def _copy_fd_hashing(fd_src: int, fd_dst: int) -> tuple[str, int, int]:
     """Copy the rest of ``fd_src`` to ``fd_dst`` through this process,
     hashing the bytes as they pass: the bytes written are the bytes
     hashed, so a restore checks every byte it puts into a live mapset for
     the cost of the copy (xxh3 runs at memory speed and drops the GIL).
-    Returns ``(xxh3-128 hex, bytes)``."""
+    Returns ``(xxh3-128 hex, bytes, ns spent hashing)``."""
     digest = xxhash.xxh3_128()
     buf = _copy_buffer()
     view = memoryview(buf)
-    total = 0
+    total = hashing = 0
+    clock = time.perf_counter_ns
     while n := os.readv(fd_src, [buf]):
         chunk = view[:n]
+        started = clock()
         digest.update(chunk)
+        hashing += clock() - started
         done = 0
         while done < n:
             done += os.write(fd_dst, chunk[done:])
         total += n
-    return digest.hexdigest(), total
+    started = clock()
+    hexdigest = digest.hexdigest()
+    return hexdigest, total, hashing + clock() - started
 
 
 def _fsync_path(path: PathLike, directory: bool = False) -> None:
@@ -753,6 +758,11 @@ class SnapshotStore:
         self._parsed: dict = {}
         # str, not Path: object_path() runs once per file of a mapset
         self._objects = os.path.join(os.fspath(self.root), OBJECTS_DIR)
+        # ns spent hashing per restored file (the copy threads append)
+        self._hash_ns: list[int] = []
+        #: what the last restore verified: ``{"bytes", "files",
+        #: "verify_seconds"}`` (CPU time hashing, summed over the threads)
+        self.last_restore: dict = {}
 
     # ------------------------------------------------------------- paths
     @property
@@ -1406,6 +1416,7 @@ class SnapshotStore:
                 raise FileExistsError(errno.EEXIST, "restore target is not empty",
                                       str(target))
         t0 = _now_coarse_ns()
+        self._hash_ns = []
         live_state, staged = {}, []
         try:
             for name in names:
@@ -1421,6 +1432,11 @@ class SnapshotStore:
                 rmtree(tmp)
         sources = {name: os.path.realpath(os.path.abspath(targets[name]))
                    for name in names}
+        self.last_restore = {
+            "files": len(self._hash_ns),
+            "bytes": sum(e.size for n in names for e in state[n].values()
+                         if e.kind == "f"),
+            "verify_seconds": round(sum(self._hash_ns) / 1e9, 4)}
         objects = {e.obj: (e.oino, e.octime) for entries in state.values()
                    for e in entries.values() if e.kind == "f"}
         self._parsed.clear()
@@ -1492,7 +1508,8 @@ class SnapshotStore:
                     f"{entry.size}")
             fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                digest, copied = _copy_fd_hashing(src_fd, fd)
+                digest, copied, hash_ns = _copy_fd_hashing(src_fd, fd)
+                self._hash_ns.append(hash_ns)
                 if digest != entry.obj or copied != entry.size:
                     raise SnapshotDamaged(
                         step, name, rel, "does not match its recorded hash")

@@ -353,6 +353,10 @@ class InterimResultsMixin:
         self.resume_report["restore_seconds"] = round(
             time.monotonic() - started, 3
         )
+        # every restored byte was hashed as it was copied: what it cost
+        verified = self.restore_store.last_restore
+        self.resume_report["verified_bytes"] = verified.get("bytes")
+        self.resume_report["verify_seconds"] = verified.get("verify_seconds")
         return True
 
     def _restore_planned(self, temp_mapset_name: str) -> None:
