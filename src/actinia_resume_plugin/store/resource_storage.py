@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import job_record
-from .layout import INTERIM_DIR
+from .layout import INTERIM_DIR, OBJECTS_DIR
 from .snapshot_store import SnapshotStore, rmtree
 
 __all__ = [
@@ -141,11 +141,13 @@ def _tally_entry(st: os.stat_result, tally: _Tally, seen: set) -> None:
     tally.bytes += st.st_size
 
 
-def _scan_tree(path: str, seen: set) -> _Tally:
+def _scan_tree(path: str, seen: set, objects: dict | None = None) -> _Tally:
     """Apparent size, entry counts and newest mtime of ``path`` (a file or
     a directory tree, symlinks not followed). Entries vanishing during the
-    walk are skipped."""
+    walk are skipped. ``objects`` (a job root): collects ``{object name:
+    size}`` of the regular files in ``objects/<fan>/``."""
     tally = _Tally()
+    objects_dir = os.path.join(path, OBJECTS_DIR)
     try:
         st = os.lstat(path)
     except OSError:
@@ -168,6 +170,11 @@ def _scan_tree(path: str, seen: set) -> _Tally:
                 _tally_entry(st, tally, seen)
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(entry.path)
+                elif objects is not None and stat.S_ISREG(st.st_mode):
+                    fan = os.path.dirname(entry.path)
+                    if os.path.dirname(fan) == objects_dir:
+                        objects[os.path.basename(fan) + entry.name] = \
+                            st.st_size
     return tally
 
 
@@ -207,12 +214,14 @@ def storage_usage(path) -> int:
     return total
 
 
-def _snapshot_steps(root: str) -> tuple[list[int], dict[int, str]]:
+def _snapshot_steps(root: str, object_sizes: dict | None = None
+                    ) -> tuple[list[int], dict[int, str]]:
     """The committed interim results of a job root and the damaged step
     dirs with the reason, by the store's one definition
-    (:meth:`.SnapshotStore.survey`): never a step a PUT cannot restore."""
+    (:meth:`.SnapshotStore.survey`): never a step a PUT cannot restore.
+    ``object_sizes``: the objects the size walk saw (no second lstat)."""
     try:
-        return SnapshotStore(root).survey()
+        return SnapshotStore(root).survey(object_sizes)
     except OSError:
         return [], {}
 
@@ -379,11 +388,12 @@ def scan_user_storage(resource_dir, user_id: str) -> StorageReport:
 
 
 def _unit(kind: str, name: str, path: str, seen: set) -> StorageUnit:
-    tally = _scan_tree(path, seen)
+    objects: dict | None = {} if kind == KIND_INTERIM else None
+    tally = _scan_tree(path, seen, objects)
     unit = StorageUnit(kind=kind, name=name, path=path, bytes=tally.bytes,
                        files=tally.files, newest_mtime=tally.newest_mtime)
     if kind == KIND_INTERIM:
-        unit.steps, unit.damaged = _snapshot_steps(path)
+        unit.steps, unit.damaged = _snapshot_steps(path, objects)
         unit.job = read_job_record(path)
     return unit
 

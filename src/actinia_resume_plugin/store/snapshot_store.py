@@ -499,6 +499,41 @@ def _copy_fd_hashing(fd_src: int, fd_dst: int) -> tuple[str, int, int]:
     return hexdigest, total, hashing + clock() - started
 
 
+def _copy_fd_verified(fd_src: int, fd_dst: int, size: int
+                      ) -> tuple[str, int, int]:
+    """Copy ``fd_src`` to the new file ``fd_dst`` and hash the bytes the
+    destination holds: small files through this process (one read, hashed
+    as they pass), large ones in the kernel (``copy_file_range``, no copy
+    through user space) and then read back from the page cache and hashed
+    (the bytes now in the live mapset). Returns ``(xxh3-128 hex, bytes,
+    ns spent hashing)``."""
+    if size <= _CHUNK:
+        return _copy_fd_hashing(fd_src, fd_dst)
+    try:
+        while os.copy_file_range(fd_src, fd_dst, 1 << 30):
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL,
+                             errno.EOPNOTSUPP, errno.EBADF, errno.EPERM):
+            raise
+        os.lseek(fd_src, 0, os.SEEK_SET)
+        os.lseek(fd_dst, 0, os.SEEK_SET)
+        os.ftruncate(fd_dst, 0)
+        return _copy_fd_hashing(fd_src, fd_dst)
+    os.lseek(fd_dst, 0, os.SEEK_SET)
+    digest = xxhash.xxh3_128()
+    buf = _copy_buffer()
+    view = memoryview(buf)
+    total = hashing = 0
+    clock = time.perf_counter_ns
+    while n := os.readv(fd_dst, [buf]):
+        started = clock()
+        digest.update(view[:n])
+        hashing += clock() - started
+        total += n
+    return digest.hexdigest(), total, hashing
+
+
 def _fsync_path(path: PathLike, directory: bool = False) -> None:
     flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
     try:
@@ -916,28 +951,61 @@ class SnapshotStore:
                 f"The interim result of step {step} is gone."
         return None
 
-    def survey(self) -> tuple[list[int], dict[int, str]]:
+    def survey(self, object_sizes: Mapping[str, int] | None = None
+               ) -> tuple[list[int], dict[int, str]]:
         """The one definition of a *committed interim result*, shared by
         the store's readers and the resource storage listing: a step dir
         whose manifest and whole base chain are sealed and valid and whose
         objects all exist with their recorded sizes. Returns the committed
         steps (ascending) and ``{step: why}`` for every other step dir.
-        Objects' bytes are checked when restored (and by a dry run)."""
+        Objects' bytes are checked when restored (and by a dry run).
+
+        Each manifest's own delta is checked once (a step's state is made
+        of the deltas of its chain); ``object_sizes`` (``{object name:
+        size}`` of the regular files below ``objects/``, from a walk the
+        caller makes anyway) saves the ``lstat`` per object."""
         cache: dict = {}
-        checked: dict = {}
+        delta_problem: dict = {}  # manifest step -> SnapshotDamaged | None
         steps, damaged = [], {}
         for step in self._candidate_steps():
             chain, problem = self._chain_checked(step, cache)
             if chain is None:
                 damaged[step] = str(problem)
                 continue
-            try:
-                self._check_state(step, _fold(chain)[0], False, checked)
-            except SnapshotDamaged as exc:
-                damaged[step] = str(exc)
-                continue
-            steps.append(step)
+            for manifest in chain:
+                if manifest.step not in delta_problem:
+                    delta_problem[manifest.step] = self._delta_problem(
+                        manifest, object_sizes)
+                problem = delta_problem[manifest.step]
+                if problem is not None:
+                    damaged[step] = str(SnapshotDamaged(
+                        step, problem.part, problem.relpath, problem.reason))
+                    break
+            else:
+                steps.append(step)
         return steps, damaged
+
+    def _delta_problem(self, manifest: _Manifest, object_sizes
+                       ) -> SnapshotDamaged | None:
+        """The first object of a manifest's delta that is missing or of
+        the wrong size, as :class:`SnapshotDamaged` (None: all present)."""
+        for name, (_mode, changed, _removed) in manifest.parts.items():
+            for rel, entry in changed.items():
+                if entry.kind != "f":
+                    continue
+                if object_sizes is not None:
+                    size = object_sizes.get(entry.obj)
+                    if size == entry.size:
+                        continue
+                    return SnapshotDamaged(
+                        manifest.step, name, rel, "is missing" if size is None
+                        else f"has {size} bytes, recorded {entry.size}")
+                try:
+                    self._check_object(manifest.step, name, rel, entry,
+                                       False)
+                except SnapshotDamaged as exc:
+                    return exc
+        return None
 
     # ------------------------------------------------------------- job record
     def write_job(self, record: dict) -> None:
@@ -1506,9 +1574,10 @@ class SnapshotStore:
                 raise SnapshotDamaged(
                     step, name, rel, f"has {st.st_size} bytes, recorded "
                     f"{entry.size}")
-            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                digest, copied, hash_ns = _copy_fd_hashing(src_fd, fd)
+                digest, copied, hash_ns = _copy_fd_verified(
+                    src_fd, fd, entry.size)
                 self._hash_ns.append(hash_ns)
                 if digest != entry.obj or copied != entry.size:
                     raise SnapshotDamaged(
