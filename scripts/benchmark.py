@@ -622,6 +622,8 @@ def run_once(dep: Deployment, wl: Workload, cache: PageCache,
         put_http=put_http,
         put_to_worker=doc2["start_timestamp"] - wall_put,
         restore=(doc2.get("resume") or {}).get("restore_seconds"),
+        verify=(doc2.get("resume") or {}).get("verify_seconds"),
+        verified_bytes=(doc2.get("resume") or {}).get("verified_bytes"),
         resume_rss_growth_mb=rss.growth_mb,
     )
     if arm == "ours":
@@ -756,6 +758,13 @@ def table(wl: Workload, rounds: list[dict], cache: PageCache) -> str:
         rows.append(("restore (resume.restore_seconds)",
                      {"ours": col("ours", lambda r: r.get("restore"))},
                      "≤ 1.2 × cp -a", None))
+        rows.append(("  time spent verifying: hashing every restored byte "
+                     "(within the restore; CPU time summed over the copy "
+                     "threads)",
+                     {"ours": col("ours", lambda r: r.get("verify"), "s", 3)
+                      + " for " + col("ours", lambda r: r.get(
+                          "verified_bytes"), "GB")},
+                     "", None))
         rows.append(("`cp -a` of the same mapset",
                      {"ours": col("ours", lambda r: r.get("cp_a"))}, "",
                      None))

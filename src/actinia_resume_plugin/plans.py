@@ -33,6 +33,7 @@ no Flask, no actinia imports.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -412,13 +413,17 @@ def at_failure_notice(restored: int) -> str:
 
 def plan_for_job(chain: dict, job: JobRecord, store: SnapshotStore,
                  from_step: str | None = None,
-                 job_local_pattern: str | None = None) -> ResumePlan:
+                 job_local_pattern: str | None = None,
+                 verify_content: bool = False) -> ResumePlan:
     """The plan of running ``chain`` as the next iteration of the job whose
     record is ``job`` and whose interim results are in ``store``.
 
     ``from_step`` is the user's step reference (an id or a position);
     ``job_local_pattern`` is ``include_additional_mapset_pattern`` (mapsets
-    that are the job's own, not inputs). Raises :class:`PlanError`.
+    that are the job's own, not inputs). ``verify_content``: read every
+    byte of the interim result it plans to restore (a dry run does; a real
+    PUT checks cheaply and the restore checks every byte as it copies,
+    falling back as the dry run would). Raises :class:`PlanError`.
     """
     steps = chain["list"]
     order = planner.execution_order(steps)
@@ -438,7 +443,8 @@ def plan_for_job(chain: dict, job: JobRecord, store: SnapshotStore,
             failed, snapshots, job.get("inputs"),
             inputs.current_inputs(ordered, job.get("inputs"),
                                   job_local_pattern),
-            damage=store.damage, from_step=from_position)
+            damage=functools.partial(store.damage, content=verify_content),
+            from_step=from_position)
     except PlanError:
         raise
     except ValueError as exc:
@@ -459,9 +465,21 @@ def _add_job_notices(plan: ResumePlan, job: JobRecord, store: SnapshotStore,
     elif job.damaged:
         plan.add_notice(job.notice(), first=True)
     restore = plan.restore_interim_result
+    _add_damage_notice(plan, store, restore)
     restored = store.get(restore) if restore is not None else None
     if restored is not None and restored.meta.get("taken_at_failure"):
         plan.add_notice(at_failure_notice(restore))
+
+
+def _add_damage_notice(plan: ResumePlan, store: SnapshotStore,
+                       restore: int | None) -> None:
+    """Name every damaged interim result after the restore point ("damaged",
+    and where), unless the notice already does."""
+    damaged = [f"The {why}." for step, why in sorted(store.survey()[1].items())
+               if restore is None or step > restore]
+    damaged = [why for why in damaged if why not in (plan.notice or "")]
+    if damaged:
+        plan.add_notice(*damaged, "It is not used.", first=True)
 
 
 # --------------------------------------------------------------------------
@@ -488,7 +506,8 @@ def _from_source(plan: ResumePlan, resource_id: str) -> ResumePlan:
 
 def plan_reuse_of(resource_dir: str | Path, user_id: str, resource_id: str,
                   chain: dict, wanted: dict,
-                  job_local_pattern: str | None = None) -> ResumePlan:
+                  job_local_pattern: str | None = None,
+                  verify_content: bool = False) -> ResumePlan:
     """The plan of a POST with ``?reuse=<resource_id>``: ``chain`` planned
     as a PUT on that job of ``user_id`` would plan it. ``wanted`` holds what
     the job must match (project, core class, target mapset). Raises
@@ -503,7 +522,8 @@ def plan_reuse_of(resource_dir: str | Path, user_id: str, resource_id: str,
     if why:
         raise ReuseRefused(f"reuse={resource_id}: cannot be reused: {why}")
     return _from_source(plan_for_job(chain, job, store, None,
-                                     job_local_pattern), resource_id)
+                                     job_local_pattern, verify_content),
+                        resource_id)
 
 
 def _shares_a_step(store: SnapshotStore, new_fps: list[str]) -> bool:
@@ -515,7 +535,8 @@ def _shares_a_step(store: SnapshotStore, new_fps: list[str]) -> bool:
 
 def plan_reuse_best(resource_dir: str | Path, user_id: str, chain: dict,
                     wanted: dict,
-                    job_local_pattern: str | None = None) -> ResumePlan:
+                    job_local_pattern: str | None = None,
+                    verify_content: bool = False) -> ResumePlan:
     """The plan of a POST with ``?reuse=latest``: over the caller's matching
     job that reuses the most steps (the most recently updated one among
     equals); from the first step when none matches."""
@@ -527,7 +548,8 @@ def plan_reuse_best(resource_dir: str | Path, user_id: str, chain: dict,
         if _unusable(job, wanted) or not _shares_a_step(store, new_fps):
             continue
         try:
-            plan = plan_for_job(chain, job, store, None, job_local_pattern)
+            plan = plan_for_job(chain, job, store, None, job_local_pattern,
+                                verify_content)
         except PlanError:
             continue
         key = (plan.steps_reused, job.get("updated") or 0)
@@ -548,21 +570,26 @@ def plan_reuse_best(resource_dir: str | Path, user_id: str, chain: dict,
 
 
 def replan(fingerprints: Sequence[str], job: JobRecord,
-           store: SnapshotStore) -> ResumePlan:
+           store: SnapshotStore,
+           damage: Callable[[int], str | None] | None = None) -> ResumePlan:
     """The plan again from what is intact in ``store``, for a worker whose
     planned interim result was damaged or removed after the PUT planned it
     (e.g. by retention). ``fingerprints`` are the chain's, in execution
-    order."""
+    order; ``damage`` (default ``store.damage``) also knows what the worker
+    found damaged while restoring."""
     return plan_with_intact_interim_results(
         fingerprints, job.get("fingerprints") or [], job.get("failed_step"),
-        store.fingerprints(), store.damage)
+        store.fingerprints(), damage or store.damage)
 
 
-def reuse_gone(number_of_steps: int) -> ResumePlan:
+def reuse_gone(number_of_steps: int, why: str | None = None) -> ResumePlan:
     """An earlier job's interim result (reuse) is not planned again when it
-    is damaged or gone: the job runs from the first step."""
-    return ResumePlan(
+    is damaged or gone: the job runs from the first step; ``why`` says what
+    was damaged."""
+    plan = ResumePlan(
         start=0, restore_interim_result=None,
         actions=["run"] * number_of_steps,
         notice="The interim result to reuse is damaged or gone; the job "
                "runs from the first step")
+    plan.add_notice(why, first=True)
+    return plan

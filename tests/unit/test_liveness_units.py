@@ -246,3 +246,18 @@ def test_resource_storage_protects_living_and_waiting_jobs_only(tmp_path):
                             "resource_id-other"}
     assert "waiting in the queue" in reasons["resource_id-waiting"]
     assert "alive" in reasons["resource_id-alive"]
+
+
+def test_group_processes_keeps_list_order_of_repeated_ids():
+    """[x: a = 1, y: b = a * 2, x: r.univar b] runs in list order."""
+    chain = [{"id": "x", "module": "r.mapcalc"},
+             {"id": "y", "module": "r.mapcalc"},
+             {"id": "x", "module": "r.univar"},
+             {"id": "x", "module": "exporter"},
+             {"id": "x", "module": "r.info"}]
+    processes = [proc("r.mapcalc", "x"), proc("r.mapcalc", "y"),
+                 proc("r.univar", "x"), proc("r.info", "x")]
+    units = group_processes(chain, processes)
+    assert [u.chain_index for u in units] == [0, 1, 2, 3, 4]
+    assert [[p.executable for p in u.processes] for u in units] == [
+        ["r.mapcalc"], ["r.mapcalc"], ["r.univar"], [], ["r.info"]]

@@ -93,7 +93,8 @@ def test_put_with_a_bad_step_reference_is_a_plan_error(resources, ref, words):
 
 def test_put_never_restores_a_damaged_interim_result(resources):
     store = failed_job(resources, "resource_id-a")
-    store.damage = lambda step: "Step 1 is damaged." if step == 1 else None
+    store.damage = lambda step, content=False: (
+        "Step 1 is damaged." if step == 1 else None)
     plan = plan_put(store)
     assert (plan.start, plan.restore_interim_result) == (1, 0)
     assert plan.notice.startswith("Step 1 is damaged. It is not used")

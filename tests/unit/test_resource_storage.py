@@ -13,6 +13,7 @@ from disk_usage import used_bytes
 
 from actinia_resume_plugin.store import SnapshotStore, interim_root
 from actinia_resume_plugin.store import resource_storage as rs
+from actinia_resume_plugin.store.layout import seal_text
 
 DAY = 86400
 USER = "alice"
@@ -164,7 +165,10 @@ def test_scan_counts_the_snapshots_of_many_jobs(resources):
         base = resources / USER / "interim" / f"resource_id-{job}"
         for step in range(5):
             (base / "steps" / f"{step:06d}").mkdir(parents=True)
-            (base / "steps" / f"{step:06d}" / "manifest.json").write_text("{}")
+            (base / "steps" / f"{step:06d}" / "manifest.json").write_text(
+                seal_text({"version": 2, "id": str(step), "step": step,
+                           "base": None, "base_id": None, "created": 0,
+                           "meta": {}, "parts": {}}))
             d = base / "objects" / f"{step:02d}"
             d.mkdir(parents=True)
             for i in range(100):
@@ -173,6 +177,34 @@ def test_scan_counts_the_snapshots_of_many_jobs(resources):
     assert report.files == 20 * 5 * 101
     assert sum(len(u.steps) for u in report.units) == 100
     assert report.used == used_bytes(resources / USER)
+
+
+def test_listing_and_store_agree_on_committed_interim_results(resources, tmp_path):
+    """One definition (SnapshotStore.survey): a step whose base manifest is
+    damaged, or whose object is missing, is listed as damaged with the
+    reason, never as an interim result a PUT could restore."""
+    root = resources / USER / "interim" / "resource_id-d"
+    store = SnapshotStore(root)
+    live = tmp_path / "live"
+    (live / "cell").mkdir(parents=True)
+    (live / "cell" / "a").write_bytes(b"a" * 100)
+    store.save(0, {"mapset": live})
+    (live / "cell" / "b").write_bytes(b"b" * 100)
+    store.save(1, {"mapset": live})
+    (live / "cell" / "c").write_bytes(b"c" * 100)
+    store.save(2, {"mapset": live})
+    manifest = store.step_path(1) / "manifest.json"
+    st = os.stat(manifest)
+    manifest.write_bytes(manifest.read_bytes().replace(b'"step":1', b'"step":1 '))
+    os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    unit = next(u for u in rs.scan_user_storage(resources, USER).units
+                if u.name == "resource_id-d")
+    assert unit.steps == SnapshotStore(root).steps() == [0]
+    doc = unit.to_dict()
+    assert doc["steps"] == 1 and doc["newest_step"] == 0
+    assert [d["step"] for d in doc["damaged_steps"]] == [1, 2]
+    assert "steps/000001/manifest.json does not match its checksum" in \
+        doc["damaged_steps"][1]["reason"]
 
 
 
@@ -280,7 +312,7 @@ def test_eviction_removes_least_recently_used_ended_jobs_only(resources):
             ("resource_id-kept", "error"), ("resource_id-new", "error")]):
         root = resources / USER / "interim" / rid
         write(root / "objects" / "ab" / "c", bytes(1000))
-        write(root / "job.json", f'{{"status": "{status}"}}'.encode())
+        write(root / "job.json", seal_text({"status": status}).encode())
         age_tree(root, 10 - age)
         sizes[rid] = used_bytes(root)
     result = rs.evict_unused_interim_results(

@@ -746,14 +746,20 @@ def reused_by_another_job(store, live, tmp_path):
     return other
 
 
-def test_objects_linked_by_a_reusing_job_are_not_rehashed(store, live, tmp_path, monkeypatch):
+def test_verify_reads_every_object_whatever_its_stat(store, live, tmp_path, monkeypatch):
+    """No stat fast path: a timestamp cannot prove bytes are intact."""
     store.save(0, live)
     other = reused_by_another_job(store, live, tmp_path)
     assert os.stat(obj_of(store, 0, "cell/elev")).st_nlink == 2
     hashed = []
-    monkeypatch.setattr(ss, "_hash_file", lambda path: hashed.append(path))
+    real = ss._hash_file
+    monkeypatch.setattr(ss, "_hash_file",
+                        lambda path: hashed.append(path) or real(path))
     SnapshotStore(store.root).verify(0)
     other.verify(1)
+    assert obj_of(store, 0, "cell/elev") in hashed
+    hashed.clear()
+    assert SnapshotStore(store.root).damage(0) is None  # cheap: no read
     assert hashed == []
 
 
@@ -768,3 +774,101 @@ def test_overwrite_of_a_linked_object_is_caught_in_both_jobs(store, live, tmp_pa
         SnapshotStore(store.root).verify(0)
     with pytest.raises(SnapshotDamaged, match="cell/elev"):
         SnapshotStore(other.root).verify(1)
+
+
+# ------------------------------------------- damage that keeps timestamps
+
+
+def in_place_keeping_times(path, change):
+    """Change a stored file in place and put its atime and mtime back (bit
+    rot, ``cp -p``, a backup restored over it)."""
+    st = os.stat(path)
+    os.chmod(path, 0o644)
+    change(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_object_changed_keeping_timestamps_is_never_restored(store, live, tmp_path):
+    store.save(0, live)
+    obj = obj_of(store, 0, "cell/elev")
+
+    def flip(path):
+        with open(path, "r+b") as f:
+            f.seek(500)
+            f.write(b"\x02")
+    in_place_keeping_times(obj, flip)
+    fresh = SnapshotStore(store.root)
+    assert fresh.damage(0) is None  # the cheap check cannot see it
+    assert "mapset/cell/elev does not match its recorded hash" in \
+        fresh.damage(0, content=True)
+    target = make_mapset(tmp_path / "target", tag=b"\x09")
+    with pytest.raises(SnapshotDamaged, match="cell/elev"):
+        fresh.restore(0, {"mapset": target, "tmpdir": tmp_path / "t"})
+    # nothing was put into place: neither part
+    assert (target / "cell" / "elev").read_bytes() == b"\x09" * 1000
+    assert not (tmp_path / "t").exists()
+    assert [p.name for p in tmp_path.iterdir() if ".restore-" in p.name] == []
+
+
+def test_manifest_changed_keeping_timestamps_is_damaged(store, live):
+    store.save(0, live)
+    write(live["mapset"] / "cell" / "elev", b"\x03" * 1000, OLD_NS + 1)
+    store.save(1, live)
+    path = store.step_path(0) / "manifest.json"
+    in_place_keeping_times(path, lambda p: p.write_bytes(
+        p.read_bytes().replace(b'"DB_DRIVER', b'"DB_DRIVEX', 1)
+        if b'"DB_DRIVER' in p.read_bytes() else
+        p.read_bytes().replace(b"[\"f\",", b"[\"f\", ", 1)))
+    fresh = SnapshotStore(store.root)
+    assert fresh.steps() == []
+    steps, damaged = fresh.survey()
+    assert steps == []
+    assert "steps/000000/manifest.json does not match its checksum" in \
+        damaged[0]
+    assert "step 1" in damaged[1] and "000000" in damaged[1]
+    why = fresh.damage(1)
+    assert "damaged" in why and "000000/manifest.json" in why
+
+
+def test_job_record_changed_keeping_timestamps_is_missing(store):
+    store.write_job({"status": "error", "failed_step": 3})
+    path = store.root / "job.json"
+    in_place_keeping_times(path, lambda p: p.write_bytes(
+        p.read_bytes().replace(b'"failed_step":3', b'"failed_step":1')))
+    assert store.read_job() is None
+    record = ss.read_job_record(store.root)
+    assert "does not match its checksum" in record.notice()
+
+
+def test_survey_names_missing_objects(store, live):
+    store.save(0, live)
+    write(live["mapset"] / "cell" / "new", b"n" * 10, OLD_NS)
+    store.save(1, live)
+    os.unlink(obj_of(store, 1, "cell/new"))
+    steps, damaged = SnapshotStore(store.root).survey()
+    assert steps == [0]
+    assert "mapset/cell/new is missing" in damaged[1]
+
+
+def test_large_object_copied_in_kernel_is_read_back_and_checked(store, live, tmp_path):
+    """Files above one chunk are copied with copy_file_range and hashed
+    from the destination: intact ones restore, a flipped byte is caught."""
+    write(live["mapset"] / "cell" / "big", os.urandom(3 << 20), OLD_NS)
+    store.save(0, live)
+    out = restored(store, 0, tmp_path)
+    assert (out / "cell" / "big").read_bytes() == \
+        (live["mapset"] / "cell" / "big").read_bytes()
+    fresh = SnapshotStore(store.root)
+    assert fresh.last_restore == {}
+    obj = obj_of(store, 0, "cell/big")
+
+    def flip(path):
+        with open(path, "r+b") as f:
+            f.seek(2 << 20)
+            byte = f.read(1)
+            f.seek(2 << 20)
+            f.write(bytes([byte[0] ^ 0xFF]))
+    in_place_keeping_times(obj, flip)
+    with pytest.raises(SnapshotDamaged, match="cell/big does not match"):
+        fresh.restore(0, {"mapset": tmp_path / "again"})
+    assert not (tmp_path / "again").exists()

@@ -150,10 +150,14 @@ class ResumeResourceManager(ResourceManager):
             raise ApiError(400, "No usable process chain is stored for "
                               "this job; send the complete process chain "
                               "in the PUT")
+        # a dry run reads every byte of the interim result it plans to
+        # restore; a real PUT checks cheaply and the restore checks every
+        # byte as it copies (falling back as the dry run would)
         try:
             plan = plans.plan_for_job(
                 chain, job, store, from_step,
-                config.include_additional_mapset_pattern)
+                config.include_additional_mapset_pattern,
+                verify_content=dry_run)
         except plans.PlanError as exc:
             raise ApiError(400, str(exc)) from None
         if dry_run:

@@ -66,11 +66,14 @@ def reuse_plan(user_id: str, project: str, mapset: str | None,
                           "resource id")
     where = (config.resource_dir, user_id)
     pattern = config.include_additional_mapset_pattern
+    # a dry run reads every byte of the interim result it would restore
+    verify = dry_run_requested()
     try:
         if value == LATEST:
-            return plans.plan_reuse_best(*where, chain, wanted, pattern)
+            return plans.plan_reuse_best(*where, chain, wanted, pattern,
+                                         verify)
         return plans.plan_reuse_of(*where, full_resource_id(value), chain,
-                                   wanted, pattern)
+                                   wanted, pattern, verify)
     except plans.PlanError as exc:
         raise ApiError(400, str(exc)) from None
 

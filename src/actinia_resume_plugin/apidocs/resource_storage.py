@@ -23,8 +23,9 @@ get_doc = {
     "description": (
         "used, quota (grass_resource_quota), free, free_percent as actinia "
         "reports them, plus per job with interim results its size, number "
-        "of saved steps, newest step and age. Minimum role: user (own "
-        "storage)."
+        "of saved steps (only interim results a PUT can restore), newest "
+        "step, age and damaged_steps (step and reason) for stored steps "
+        "that are damaged. Minimum role: user (own storage)."
     ),
     "parameters": [_user],
     "responses": {

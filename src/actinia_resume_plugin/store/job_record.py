@@ -7,7 +7,9 @@ user's data: a crash, a full disk, an operator or another tool may leave it
 truncated, of the wrong type or with fields of the wrong type. Every reader
 (the PUT on the status URL, ``resource_storage``, the worker itself) goes
 through :func:`read_job_record`, so they agree on one rule: **a damaged
-record, or a damaged field of it, counts as missing**. A PUT then plans from
+record, or a damaged field of it, counts as missing**. The record is sealed
+JSON (:mod:`.layout`): bytes changed in place (timestamps kept or not)
+break the seal, and the whole record counts as missing. A PUT then plans from
 what is intact (the interim results and their own fingerprints, the
 job's first iteration in actinia's resource logger) or from the first step,
 and the plan's ``notice`` says what was ignored and why.
@@ -21,10 +23,11 @@ Plain Python, no Flask, no actinia imports.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 from dataclasses import dataclass, field
+
+from .layout import JOB_FILE, SealBroken, unseal
 
 __all__ = [
     "JOB_FILE",
@@ -37,7 +40,6 @@ __all__ = [
     "read_job_record",
 ]
 
-JOB_FILE = "job.json"
 #: A record larger than this is not read (process chains are kilobytes).
 MAX_JOB_RECORD_BYTES = 64 * 1024 * 1024
 #: Deeper JSON is refused: process chains are about 6 levels deep, and
@@ -223,7 +225,9 @@ def read_job_record(root) -> JobRecord:
         except OSError as exc:
             return JobRecord(problems=[_unreadable(exc)], found=True)
     try:
-        doc = json.loads(raw)
+        doc = unseal(raw)
+    except SealBroken as exc:
+        return JobRecord(problems=[f"it {exc}"], found=True)
     except RecursionError:
         return JobRecord(problems=["it is nested too deeply"], found=True)
     except ValueError as exc:  # also UnicodeDecodeError

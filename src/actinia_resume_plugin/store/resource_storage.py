@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import job_record
-from .snapshot_store import INTERIM_DIR, MANIFEST_NAME, STEPS_DIR, rmtree
+from .layout import INTERIM_DIR, OBJECTS_DIR
+from .snapshot_store import SnapshotStore, rmtree
 
 __all__ = [
     "MAX_OLDERTHAN_DAYS",
@@ -66,7 +67,6 @@ KIND_RESOURCE = "resource"
 KIND_OTHER = "other"
 KIND_TRASH = "trash"
 
-_STEP_RE = re.compile(r"^[0-9]{6,}$")
 _DIGITS_RE = re.compile(r"^[0-9]+$")
 
 #: ``protect(user_id, resource_ids) -> {resource_id: reason}``: the jobs
@@ -141,11 +141,13 @@ def _tally_entry(st: os.stat_result, tally: _Tally, seen: set) -> None:
     tally.bytes += st.st_size
 
 
-def _scan_tree(path: str, seen: set) -> _Tally:
+def _scan_tree(path: str, seen: set, objects: dict | None = None) -> _Tally:
     """Apparent size, entry counts and newest mtime of ``path`` (a file or
     a directory tree, symlinks not followed). Entries vanishing during the
-    walk are skipped."""
+    walk are skipped. ``objects`` (a job root): collects ``{object name:
+    size}`` of the regular files in ``objects/<fan>/``."""
     tally = _Tally()
+    objects_dir = os.path.join(path, OBJECTS_DIR)
     try:
         st = os.lstat(path)
     except OSError:
@@ -168,6 +170,11 @@ def _scan_tree(path: str, seen: set) -> _Tally:
                 _tally_entry(st, tally, seen)
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(entry.path)
+                elif objects is not None and stat.S_ISREG(st.st_mode):
+                    fan = os.path.dirname(entry.path)
+                    if os.path.dirname(fan) == objects_dir:
+                        objects[os.path.basename(fan) + entry.name] = \
+                            st.st_size
     return tally
 
 
@@ -207,20 +214,16 @@ def storage_usage(path) -> int:
     return total
 
 
-def _snapshot_steps(root: str) -> list[int]:
-    """Committed snapshot steps of a job root (a step dir with a manifest)."""
-    steps_dir = os.path.join(root, STEPS_DIR)
+def _snapshot_steps(root: str, object_sizes: dict | None = None
+                    ) -> tuple[list[int], dict[int, str]]:
+    """The committed interim results of a job root and the damaged step
+    dirs with the reason, by the store's one definition
+    (:meth:`.SnapshotStore.survey`): never a step a PUT cannot restore.
+    ``object_sizes``: the objects the size walk saw (no second lstat)."""
     try:
-        it = os.scandir(steps_dir)
+        return SnapshotStore(root).survey(object_sizes)
     except OSError:
-        return []
-    steps = []
-    with it:
-        for entry in it:
-            if _STEP_RE.match(entry.name) and os.path.isfile(
-                    os.path.join(entry.path, MANIFEST_NAME)):
-                steps.append(int(entry.name))
-    return sorted(steps)
+        return [], {}
 
 
 def read_job_record(root: str) -> dict:
@@ -241,6 +244,7 @@ class StorageUnit:
     files: int = 0
     newest_mtime: float = 0.0
     steps: list[int] = field(default_factory=list)
+    damaged: dict = field(default_factory=dict)  # step -> why
     job: dict = field(default_factory=dict)
 
     @property
@@ -276,6 +280,10 @@ class StorageUnit:
                                 and newest < len(step_ids) else None),
                 failed_step=self.job.get("failed_step"),
             )
+            if self.damaged:
+                doc["damaged_steps"] = [
+                    {"step": step, "reason": f"The {why}."}
+                    for step, why in sorted(self.damaged.items())]
         return doc
 
 
@@ -380,11 +388,12 @@ def scan_user_storage(resource_dir, user_id: str) -> StorageReport:
 
 
 def _unit(kind: str, name: str, path: str, seen: set) -> StorageUnit:
-    tally = _scan_tree(path, seen)
+    objects: dict | None = {} if kind == KIND_INTERIM else None
+    tally = _scan_tree(path, seen, objects)
     unit = StorageUnit(kind=kind, name=name, path=path, bytes=tally.bytes,
                        files=tally.files, newest_mtime=tally.newest_mtime)
     if kind == KIND_INTERIM:
-        unit.steps = _snapshot_steps(path)
+        unit.steps, unit.damaged = _snapshot_steps(path, objects)
         unit.job = read_job_record(path)
     return unit
 

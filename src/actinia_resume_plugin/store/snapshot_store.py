@@ -32,13 +32,16 @@ Design rules (the *why*):
   stat change ("racy git"); such entries are re-hashed (:func:`_is_racy`).
 * **Never shared with the live mapset.** Objects are copies; GRASS rewrites
   WIND, VAR, sqlite.db in place, which would change an "immutable" snapshot.
-* **Verified restores.** Each object records its hash, inode and the
-  ctime it had when stored. Any write sets the inode's mtime to the time of
-  the write, so an object on its inode whose mtime is not later than that
-  ctime is intact (:func:`_unwritten_since`; a hard link by a reusing job
-  changes ctime, not mtime); any other (damage, or a copied resource dir)
-  is re-hashed, and a mismatch raises :class:`SnapshotDamaged` instead of
-  restoring wrong data.
+* **Content, never timestamps, decides what is used.** A restore copies
+  every object through this process and hashes its bytes as they pass
+  (xxh3-128, the object's name): a byte that differs raises
+  :class:`SnapshotDamaged` before anything is put into place, whatever the
+  file's stat says (bit rot, ``cp -p`` or a backup restored over a stored
+  file keep the mtime). Manifests and the job record are sealed JSON
+  (:mod:`.layout`): their bytes are checked against their seal on every
+  read. A cheap check (:meth:`SnapshotStore.damage`: manifests, and every
+  object present with its recorded size) serves planning; the dry run
+  reads every object once (``damage(step, content=True)``).
 * **Crash safety.** Objects are written under temporary names, flushed, and
   renamed; a manifest is written, fsynced and its step dir renamed into
   ``steps/`` last. Readers only see snapshots whose manifest and whole base
@@ -59,6 +62,7 @@ import re
 import shutil
 import socket
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -71,7 +75,18 @@ from typing import NamedTuple, Union
 import xxhash
 
 from . import live_listing
-from .job_record import JOB_FILE, read_job_record
+from .job_record import read_job_record
+from .layout import (
+    INTERIM_DIR,
+    JOB_FILE,
+    MANIFEST_NAME,
+    OBJECTS_DIR,
+    STEP_DIR_RE,
+    STEPS_DIR,
+    SealBroken,
+    SealingWriter,
+    unseal,
+)
 
 __all__ = [
     "SnapshotStore",
@@ -94,11 +109,7 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-INTERIM_DIR = "interim"
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
-STEPS_DIR = "steps"
-OBJECTS_DIR = "objects"
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
 OBJECT_TMP_PREFIX = ".tmp-"
@@ -119,10 +130,13 @@ STALE_LIVE_PID_SECONDS = 24 * 3600
 #: running job (exports, other jobs) still writes to.
 FREE_SPACE_RESERVE = 64 * 1024 * 1024
 
+#: The reason of a step dir without manifest (a step never saved).
+MISSING = "is missing"
+
 #: Up to this many new objects are fsynced one by one, more with syncfs.
 FSYNC_EACH_MAX = 64
 
-_STEP_DIR_RE = re.compile(r"^[0-9]{6,}$")
+_STEP_DIR_RE = STEP_DIR_RE
 _TEMP_NAME_RE = re.compile(
     r"^\.(?:staging|trash|tmp)-(?P<host>.*)-(?P<pid>[0-9]+)-[0-9a-f]{32}$")
 _CHUNK = 1 << 20
@@ -210,8 +224,9 @@ class Entry(NamedTuple):
 
     ``kind`` is ``f`` (file), ``d`` (directory) or ``l`` (symlink). Files
     record their content (``obj``: xxh3-128 hex of the bytes) and the stat
-    the object had when it was stored (``oino``, ``octime``) to tell an
-    intact object from a damaged one cheaply. ``live`` is the stat key of
+    the object had when it was stored (``oino``, ``octime``: kept in the
+    format, never trusted: a timestamp cannot prove bytes are intact, the
+    hash is checked on every restore). ``live`` is the stat key of
     the live file (in memory only, never written) and ``racy`` whether it
     was taken too close to a write to be trusted.
     """
@@ -375,17 +390,6 @@ def _is_racy(mtime_ns: int, t0_ns: int) -> bool:
     return mtime_ns >= t0_ns - margin
 
 
-def _unwritten_since(st: os.stat_result, stored_ctime_ns: int) -> bool:
-    """Has the object not been written since it was stored (its ctime
-    then)? A write sets mtime (and ctime) to the time of the write, so a
-    later mtime or ctime betrays it. A ctime change alone is not a write: a
-    job reusing this object hard links it, which changes ctime only. Only a
-    deliberate ``utime`` back to an earlier mtime after a write could hide
-    it, as with any stat based check (restic, git)."""
-    return (st.st_ctime_ns == stored_ctime_ns
-            or st.st_mtime_ns <= stored_ctime_ns)
-
-
 def _live_key(st: os.stat_result) -> tuple:
     """The stat fields that must be equal for a file to count as unchanged."""
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns,
@@ -458,22 +462,76 @@ def _copy_hashing(src: str, dst: str) -> str:
     return digest.hexdigest()
 
 
-def _copy_data(fd_src: int, fd_dst: int) -> None:
-    """In-kernel copy (``copy_file_range``: no GIL, reflink where the file
-    system has it), falling back to ``sendfile``/read-write."""
+_BUFFERS = threading.local()
+
+
+def _copy_buffer() -> bytearray:
+    """One copy buffer per thread (a new 1 MiB buffer per file would cost
+    more than copying 100,000 small files)."""
+    buf = getattr(_BUFFERS, "buf", None)
+    if buf is None:
+        buf = _BUFFERS.buf = bytearray(_CHUNK)
+    return buf
+
+
+def _copy_fd_hashing(fd_src: int, fd_dst: int) -> tuple[str, int, int]:
+    """Copy the rest of ``fd_src`` to ``fd_dst`` through this process,
+    hashing the bytes as they pass: the bytes written are the bytes
+    hashed, so a restore checks every byte it puts into a live mapset for
+    the cost of the copy (xxh3 runs at memory speed and drops the GIL).
+    Returns ``(xxh3-128 hex, bytes, ns spent hashing)``."""
+    digest = xxhash.xxh3_128()
+    buf = _copy_buffer()
+    view = memoryview(buf)
+    total = hashing = 0
+    clock = time.perf_counter_ns
+    while n := os.readv(fd_src, [buf]):
+        chunk = view[:n]
+        started = clock()
+        digest.update(chunk)
+        hashing += clock() - started
+        done = 0
+        while done < n:
+            done += os.write(fd_dst, chunk[done:])
+        total += n
+    started = clock()
+    hexdigest = digest.hexdigest()
+    return hexdigest, total, hashing + clock() - started
+
+
+def _copy_fd_verified(fd_src: int, fd_dst: int, size: int
+                      ) -> tuple[str, int, int]:
+    """Copy ``fd_src`` to the new file ``fd_dst`` and hash the bytes the
+    destination holds: small files through this process (one read, hashed
+    as they pass), large ones in the kernel (``copy_file_range``, no copy
+    through user space) and then read back from the page cache and hashed
+    (the bytes now in the live mapset). Returns ``(xxh3-128 hex, bytes,
+    ns spent hashing)``."""
+    if size <= _CHUNK:
+        return _copy_fd_hashing(fd_src, fd_dst)
     try:
         while os.copy_file_range(fd_src, fd_dst, 1 << 30):
             pass
-        return
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL,
                              errno.EOPNOTSUPP, errno.EBADF, errno.EPERM):
             raise
-    os.lseek(fd_src, 0, os.SEEK_SET)
+        os.lseek(fd_src, 0, os.SEEK_SET)
+        os.lseek(fd_dst, 0, os.SEEK_SET)
+        os.ftruncate(fd_dst, 0)
+        return _copy_fd_hashing(fd_src, fd_dst)
     os.lseek(fd_dst, 0, os.SEEK_SET)
-    os.ftruncate(fd_dst, 0)
-    while chunk := os.read(fd_src, _CHUNK):
-        os.write(fd_dst, chunk)
+    digest = xxhash.xxh3_128()
+    buf = _copy_buffer()
+    view = memoryview(buf)
+    total = hashing = 0
+    clock = time.perf_counter_ns
+    while n := os.readv(fd_dst, [buf]):
+        started = clock()
+        digest.update(view[:n])
+        hashing += clock() - started
+        total += n
+    return digest.hexdigest(), total, hashing
 
 
 def _fsync_path(path: PathLike, directory: bool = False) -> None:
@@ -507,15 +565,23 @@ def _syncfs(path: PathLike) -> None:
         os.close(fd)
 
 
-def _write_json_atomic(path: Path, data: object, writer=None) -> None:
-    """Write ``data`` as JSON: tmp file in the same dir, fsync, os.replace."""
+def _write_sealed(handle, data: dict, writer=None) -> None:
+    """``data`` as sealed JSON (see :mod:`.layout`) into a text handle."""
+    sealing = SealingWriter(handle)
+    if writer is not None:
+        writer(sealing, data)
+    else:
+        sealing.write(json.dumps(data, separators=(",", ":")))
+    sealing.close_seal()
+
+
+def _write_json_atomic(path: Path, data: dict, writer=None) -> None:
+    """Write ``data`` as sealed JSON: tmp file in the same dir, fsync,
+    os.replace."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
-            if writer is not None:
-                writer(handle, data)
-            else:
-                handle.write(json.dumps(data, separators=(",", ":")))
+            _write_sealed(handle, data, writer)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -727,6 +793,11 @@ class SnapshotStore:
         self._parsed: dict = {}
         # str, not Path: object_path() runs once per file of a mapset
         self._objects = os.path.join(os.fspath(self.root), OBJECTS_DIR)
+        # ns spent hashing per restored file (the copy threads append)
+        self._hash_ns: list[int] = []
+        #: what the last restore verified: ``{"bytes", "files",
+        #: "verify_seconds"}`` (CPU time hashing, summed over the threads)
+        self.last_restore: dict = {}
 
     # ------------------------------------------------------------- paths
     @property
@@ -745,21 +816,34 @@ class SnapshotStore:
 
     # ------------------------------------------------------------- readers
     def _read_manifest(self, step: int) -> _Manifest | None:
-        """Parse a manifest once per process while its file is the same
-        (a PUT lists, verifies and plans from the same manifests)."""
+        """The manifest of ``step`` or None (see :meth:`_manifest_problem`)."""
+        manifest, _problem = self._load_manifest(step)
+        return manifest
+
+    def _load_manifest(self, step: int) -> tuple[_Manifest | None, str]:
+        """Read, check the seal of and parse a manifest; parsed once per
+        process while its *bytes* are the same (a PUT lists, verifies and
+        plans from the same manifests). ``(None, why)`` when it is missing
+        or damaged."""
         path = self.step_path(step)
         try:
-            with open(path / MANIFEST_NAME, encoding="utf-8") as handle:
-                st = os.fstat(handle.fileno())
-                key = (step, st.st_ino, st.st_mtime_ns, st.st_size)
-                if key in self._parsed:
-                    return self._parsed[key]
-                doc = json.load(handle)
-            manifest = _parse_manifest(doc, step, path)
-        except (OSError, ValueError, RecursionError, TypeError):
-            return None
+            with open(path / MANIFEST_NAME, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            return None, MISSING
+        except OSError as exc:
+            return None, f"cannot be read ({exc.strerror})"
+        key = (step, len(raw), xxhash.xxh3_128_hexdigest(raw))
+        if key in self._parsed:
+            return self._parsed[key], ""
+        try:
+            manifest = _parse_manifest(unseal(raw), step, path)
+        except SealBroken as exc:
+            return None, str(exc)
+        except (ValueError, RecursionError, TypeError) as exc:
+            return None, f"is not a valid manifest ({str(exc)[:80]})"
         self._parsed[key] = manifest
-        return manifest
+        return manifest, ""
 
     def _candidate_steps(self) -> list[int]:
         try:
@@ -773,20 +857,34 @@ class SnapshotStore:
     def _chain(self, step: int, cache: dict | None = None) -> list[_Manifest] | None:
         """The manifests from the full one up to ``step`` (oldest first), or
         None when any link is missing or does not match its base id."""
+        return self._chain_checked(step, cache)[0]
+
+    def _chain_checked(self, step: int, cache: dict | None = None
+                       ) -> tuple[list[_Manifest] | None,
+                                  SnapshotDamaged | None]:
+        """:meth:`_chain` and, for None, what is wrong where (for notices;
+        ``reason`` is :data:`MISSING` when the step has no manifest)."""
         cache = {} if cache is None else cache
         chain, want_id = [], None
         current: int | None = step
         while current is not None:
             if current not in cache:
-                cache[current] = self._read_manifest(current)
-            manifest = cache[current]
+                cache[current] = self._load_manifest(current)
+            manifest, problem = cache[current]
             if manifest is None or (want_id is not None
                                     and manifest.id != want_id):
-                return None
+                if manifest is not None:
+                    problem = ("is not the base this interim result was "
+                               "saved on")
+                elif problem == MISSING and current != step:
+                    problem = "is missing (the base of this interim result)"
+                return None, SnapshotDamaged(
+                    step, STEPS_DIR, f"{_step_dirname(current)}/"
+                    f"{MANIFEST_NAME}", problem)
             chain.append(manifest)
             current, want_id = manifest.base, manifest.base_id
         chain.reverse()
-        return chain
+        return chain, None
 
     def list(self) -> list[SnapshotInfo]:
         """All committed snapshots sorted by step.
@@ -839,14 +937,74 @@ class SnapshotStore:
                 result[info.step] = fps[-1]
         return result
 
-    def damage(self, step: int) -> str | None:
+    def damage(self, step: int, content: bool = False) -> str | None:
         """What is wrong with the interim result of ``step`` (``None``:
-        intact), for plans that must not restore damaged data."""
+        intact), for plans that must not restore damaged data: its
+        manifests (sealed, so always by content) and every object's
+        presence and size; with ``content`` also every object's bytes
+        against its hash (one read of the interim result: a dry run; a
+        restore checks the bytes as it copies them)."""
         try:
-            self.verify(step)
+            self.verify(step, content=content)
         except SnapshotError as exc:
             return f"The {exc}." if isinstance(exc, SnapshotDamaged) else \
                 f"The interim result of step {step} is gone."
+        return None
+
+    def survey(self, object_sizes: Mapping[str, int] | None = None
+               ) -> tuple[list[int], dict[int, str]]:
+        """The one definition of a *committed interim result*, shared by
+        the store's readers and the resource storage listing: a step dir
+        whose manifest and whole base chain are sealed and valid and whose
+        objects all exist with their recorded sizes. Returns the committed
+        steps (ascending) and ``{step: why}`` for every other step dir.
+        Objects' bytes are checked when restored (and by a dry run).
+
+        Each manifest's own delta is checked once (a step's state is made
+        of the deltas of its chain); ``object_sizes`` (``{object name:
+        size}`` of the regular files below ``objects/``, from a walk the
+        caller makes anyway) saves the ``lstat`` per object."""
+        cache: dict = {}
+        delta_problem: dict = {}  # manifest step -> SnapshotDamaged | None
+        steps, damaged = [], {}
+        for step in self._candidate_steps():
+            chain, problem = self._chain_checked(step, cache)
+            if chain is None:
+                damaged[step] = str(problem)
+                continue
+            for manifest in chain:
+                if manifest.step not in delta_problem:
+                    delta_problem[manifest.step] = self._delta_problem(
+                        manifest, object_sizes)
+                problem = delta_problem[manifest.step]
+                if problem is not None:
+                    damaged[step] = str(SnapshotDamaged(
+                        step, problem.part, problem.relpath, problem.reason))
+                    break
+            else:
+                steps.append(step)
+        return steps, damaged
+
+    def _delta_problem(self, manifest: _Manifest, object_sizes
+                       ) -> SnapshotDamaged | None:
+        """The first object of a manifest's delta that is missing or of
+        the wrong size, as :class:`SnapshotDamaged` (None: all present)."""
+        for name, (_mode, changed, _removed) in manifest.parts.items():
+            for rel, entry in changed.items():
+                if entry.kind != "f":
+                    continue
+                if object_sizes is not None:
+                    size = object_sizes.get(entry.obj)
+                    if size == entry.size:
+                        continue
+                    return SnapshotDamaged(
+                        manifest.step, name, rel, "is missing" if size is None
+                        else f"has {size} bytes, recorded {entry.size}")
+                try:
+                    self._check_object(manifest.step, name, rel, entry,
+                                       False)
+                except SnapshotDamaged as exc:
+                    return exc
         return None
 
     # ------------------------------------------------------------- job record
@@ -1145,7 +1303,11 @@ class SnapshotStore:
                 except FileExistsError:
                     pass
                 except OSError:  # another file system, too many links
-                    _copy_hashing(source, final)
+                    if _copy_hashing(source, final) != entry.obj:
+                        _unlink_quietly(final)
+                        raise OSError(
+                            errno.EIO, "an object of the reused interim "
+                            "result does not match its hash", rel) from None
                     written.append(entry.obj)
                 st = os.lstat(final)
                 created.append(entry.obj)
@@ -1217,7 +1379,7 @@ class SnapshotStore:
         try:
             staging.mkdir()
             with open(staging / MANIFEST_NAME, "w", encoding="utf-8") as handle:
-                _write_manifest(handle, manifest)
+                _write_sealed(handle, manifest, _write_manifest)
                 handle.flush()
                 os.fsync(handle.fileno())
             _fsync_path(staging, directory=True)
@@ -1240,28 +1402,38 @@ class SnapshotStore:
         return self.root / f"{TRASH_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
 
     # ------------------------------------------------------------- restore
-    def verify(self, step: int) -> None:
-        """Check every stored file of snapshot ``step`` against its record
-        (existence and size; the object's stat, else its hash). Raises
-        :class:`SnapshotNotFound` or :class:`SnapshotDamaged`."""
-        state, _modes = self.state(step)
+    def verify(self, step: int, content: bool = True) -> None:
+        """Check snapshot ``step``: its manifests (sealed), every object's
+        presence and size and, with ``content``, every object's bytes
+        against its hash. Raises :class:`SnapshotNotFound` (no manifest)
+        or :class:`SnapshotDamaged`."""
+        chain, problem = self._chain_checked(step)
+        if chain is None:
+            if problem.reason == MISSING:
+                raise SnapshotNotFound(step)
+            raise problem
+        self._check_state(step, _fold(chain)[0], content, {})
+
+    def _check_state(self, step, state, content, checked) -> None:
+        """Check the objects of a folded state; ``checked`` maps the
+        objects already found intact (a survey checks each once)."""
         for name, entries in state.items():
             for rel, entry in entries.items():
-                if entry.kind == "f":
-                    self._check_object(step, name, rel, entry)
+                if entry.kind == "f" and checked.get(entry.obj) != entry.size:
+                    self._check_object(step, name, rel, entry, content)
+                    checked[entry.obj] = entry.size
 
-    def _check_object(self, step, name, rel, entry, st=None) -> None:
+    def _check_object(self, step, name, rel, entry, content) -> None:
         path = self.object_path(entry.obj)
-        if st is None:
-            try:
-                st = os.lstat(path)
-            except OSError:
-                raise SnapshotDamaged(step, name, rel, "is missing") from None
+        try:
+            st = os.lstat(path)
+        except OSError:
+            raise SnapshotDamaged(step, name, rel, "is missing") from None
         if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
             raise SnapshotDamaged(
                 step, name, rel, f"has {st.st_size} bytes, recorded "
                 f"{entry.size}")
-        if st.st_ino == entry.oino and _unwritten_since(st, entry.octime):
+        if not content:
             return
         try:
             intact = _hash_file(path) == entry.obj
@@ -1282,11 +1454,12 @@ class SnapshotStore:
         """Copy the parts of snapshot ``step`` into the dirs ``targets``.
 
         Files are always *copied* (never linked to the store): the restored
-        dirs are live GRASS data that will be modified in place. Every file
-        is checked against its record before it is used
-        (:class:`SnapshotDamaged`, the target untouched). Each part is
-        assembled in a sibling temp dir and renamed into place, so a target
-        is either the old or the complete restored tree. An existing
+        dirs are live GRASS data that will be modified in place. Every
+        file's bytes are hashed as they are copied and compared with the
+        object's name (:class:`SnapshotDamaged`, every target untouched).
+        All parts are assembled in sibling temp dirs first and renamed into
+        place only when all are intact, so each target is either the old or
+        the complete restored tree. An existing
         non-empty target is replaced (``replace=True``) or rejected with
         :class:`FileExistsError`. Snapshot parts not named in ``targets``
         are skipped, as are target names the snapshot lacks. Returns the
@@ -1311,12 +1484,27 @@ class SnapshotStore:
                 raise FileExistsError(errno.EEXIST, "restore target is not empty",
                                       str(target))
         t0 = _now_coarse_ns()
-        live_state, sources = {}, {}
-        for name in names:
-            target = Path(os.path.abspath(targets[name]))
-            live_state[name] = self._restore_part(
-                step, name, state[name], modes[name], target, t0)
-            sources[name] = os.path.realpath(target)
+        self._hash_ns = []
+        live_state, staged = {}, []
+        try:
+            for name in names:
+                target = Path(os.path.abspath(targets[name]))
+                tmp, live_state[name] = self._assemble_part(
+                    step, name, state[name], modes[name], target, t0)
+                staged.append((tmp, target))
+            while staged:
+                tmp, target = staged.pop(0)
+                self._swap_into_place(tmp, target)
+        finally:
+            for tmp, _target in staged:
+                rmtree(tmp)
+        sources = {name: os.path.realpath(os.path.abspath(targets[name]))
+                   for name in names}
+        self.last_restore = {
+            "files": len(self._hash_ns),
+            "bytes": sum(e.size for n in names for e in state[n].values()
+                         if e.kind == "f"),
+            "verify_seconds": round(sum(self._hash_ns) / 1e9, 4)}
         objects = {e.obj: (e.oino, e.octime) for entries in state.values()
                    for e in entries.values() if e.kind == "f"}
         self._parsed.clear()
@@ -1327,7 +1515,9 @@ class SnapshotStore:
                             foreign)
         return names
 
-    def _restore_part(self, step, name, entries, mode, target: Path, t0):
+    def _assemble_part(self, step, name, entries, mode, target: Path, t0):
+        """Build one part in a temp dir beside ``target``; returns the temp
+        dir and ``{rel: Entry}`` with the restored files' live stat."""
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.restore-{uuid.uuid4().hex}"
         try:
@@ -1345,11 +1535,10 @@ class SnapshotStore:
                 os.chmod(dst, stat.S_IMODE(entry.mode))
                 restored[rel] = entry
             os.chmod(tmp, stat.S_IMODE(mode))
-            self._swap_into_place(tmp, target)
-            return restored
-        finally:
-            if os.path.lexists(tmp):
-                rmtree(tmp)
+        except BaseException:
+            rmtree(tmp)
+            raise
+        return tmp, restored
 
     def _copy_files(self, step, name, files, t0) -> dict:
         """Restore files on several threads (the syscalls drop the GIL);
@@ -1380,10 +1569,19 @@ class SnapshotStore:
         except FileNotFoundError:
             raise SnapshotDamaged(step, name, rel, "is missing") from None
         try:
-            self._check_object(step, name, rel, entry, os.fstat(src_fd))
-            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            st = os.fstat(src_fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
+                raise SnapshotDamaged(
+                    step, name, rel, f"has {st.st_size} bytes, recorded "
+                    f"{entry.size}")
+            fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                _copy_data(src_fd, fd)
+                digest, copied, hash_ns = _copy_fd_verified(
+                    src_fd, fd, entry.size)
+                self._hash_ns.append(hash_ns)
+                if digest != entry.obj or copied != entry.size:
+                    raise SnapshotDamaged(
+                        step, name, rel, "does not match its recorded hash")
                 os.fchmod(fd, stat.S_IMODE(entry.mode))
                 os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
                 st = os.fstat(fd)

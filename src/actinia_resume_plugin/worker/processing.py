@@ -40,6 +40,7 @@ from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
     SnapshotBudgetExceeded,
+    SnapshotDamaged,
     SnapshotError,
     SnapshotNoSpace,
     SnapshotStore,
@@ -54,10 +55,13 @@ from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.worker import path_guard
 from actinia_resume_plugin.worker.kvdb_retry import RetryingClient
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
+from actinia_resume_plugin.worker.mapset_names import rename_mapset_references
 from actinia_resume_plugin.worker.units import group_processes
 
 # Directories whose files name their mapset (group REF, raster VRT, tgis);
-# they are rewritten on the restored copy only.
+# they are rewritten on the restored copy only, as are the places
+# worker/mapset_names.py knows (reclass headers and MASK, reclassed_to,
+# subgroups, group targets, database paths written out in full).
 MAPSET_NAME_DIRS = ("group", "cell_misc", "tgis")
 ADDITIONAL_PART = "mapsets/"
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\",;:]+")
@@ -118,6 +122,10 @@ class InterimResultsMixin:
         self.resume_report = None
         self._storage_budget = None
         self._removals = []  # dirs removed once the final status is sent
+        self._all_processes = 0
+        self._taken_logs = []  # stdout logs taken over from the restore
+        # step -> why: interim results a restore found damaged
+        self._damaged = {}
 
     # ------------------------------------------------------------ running
     def run(self):
@@ -193,18 +201,31 @@ class InterimResultsMixin:
         return process_list
 
     def _prepare_resume(self) -> None:
-        """Take over stdout logs of reused steps; after ``from_step`` drop
-        the interim results the user declared stale."""
+        """Check the planned interim result (cheaply: manifests, objects'
+        presence and sizes; the restore checks every byte it copies), then
+        apply the plan."""
         restore = self.resume_plan.get("restore_snapshot")
         if restore is not None and self.restore_store.damage(int(restore)):
             self._replan()
-            restore = self.resume_plan.get("restore_snapshot")
+        self._all_processes = self.number_of_processes
+        self._apply_plan()
+
+    def _apply_plan(self) -> None:
+        """Take over stdout logs of reused steps; after ``from_step`` drop
+        the interim results the user declared stale. Run again when the
+        restore finds the interim result damaged and the plan falls back."""
+        restore = self.resume_plan.get("restore_snapshot")
         start = self.resume_start
         skipped = sum(len(u.processes) for u in self.step_units[:start])
-        self.number_of_processes -= skipped
+        self.number_of_processes = self._all_processes - skipped
         self.progress["num_of_steps"] = self.number_of_processes
+        for pid in self._taken_logs:
+            self.module_output_dict.pop(pid, None)
+        self._taken_logs = []
+        self.restore_info = None
         if restore is not None:
             self.restore_info = self.restore_store.get(int(restore))
+        if self.restore_info is not None:
             changed = inputs.check_restore(
                 read_job_record(self.restore_store.root).get("inputs"),
                 self.input_fingerprints, start)
@@ -212,17 +233,25 @@ class InterimResultsMixin:
                 raise AsyncProcessError(changed)
             logs = self.restore_info.meta.get("process_logs")
             for pid, log in (logs if isinstance(logs, dict) else {}).items():
-                self.module_output_dict.setdefault(pid, log)
+                if pid not in self.module_output_dict:
+                    self.module_output_dict[pid] = log
+                    self._taken_logs.append(pid)
         if self.saving_enabled and (
                 self.resume_plan.get("forced_from") is not None
                 or self.resume_plan.get("inputs_changed")):
             # from_step: the user says the results from there on are stale;
             # changed inputs: they are.
             self.store.prune({s for s in self.store.steps() if s < start})
-        self.resume_report = {
+        self.resume_report = self._report()
+
+    def _report(self) -> dict:
+        """What this iteration does (the ``resume`` of its responses)."""
+        report = {
             "iteration": self.iteration or 1,
-            "start_step": start,
-            "restored_interim_result": restore,
+            "start_step": self.resume_start,
+            "restored_interim_result": self.resume_plan.get(
+                "restore_interim_result",
+                self.resume_plan.get("restore_snapshot")),
             "steps": [
                 {"id": u.step_id, "action": action}
                 for u, action in zip(
@@ -233,36 +262,44 @@ class InterimResultsMixin:
                     strict=False,
                 )
             ],
+            "notice": self.resume_plan.get("notice"),
+            "reused_from": self.resume_plan.get("source_resource_id"),
         }
-        if self.resume_plan.get("notice"):
-            self.resume_report["notice"] = self.resume_plan["notice"]
-        if self.resume_plan.get("source_resource_id"):
-            self.resume_report["reused_from"] = self.resume_plan[
-                "source_resource_id"]
         # --- hook (issue 22, continuation.py): say why this iteration runs
         continued = self.resume_plan.get("continued")
         if continued:
-            self.resume_report["continued"] = continuation.attempt_text(
+            report["continued"] = continuation.attempt_text(
                 continued["attempt"], continued["max_attempts"],
                 continued.get("reason", continuation.REASON))
-            self.resume_report["continued_from_iteration"] = continued[
+            report["continued_from_iteration"] = continued[
                 "previous_iteration"]
-            self.resume_report["worker_lost"] = continued["why"]
+            report["worker_lost"] = continued["why"]
+        return {k: v for k, v in report.items()
+                if v is not None or k in ("restored_interim_result",)}
+
+    def _damage(self, step: int) -> str | None:
+        return self._damaged.get(step) or self.store.damage(step)
 
     def _replan(self):
         """The planned interim result was damaged or removed since the PUT
-        planned it (e.g. by retention): plan again from what is intact. An
+        planned it (e.g. by retention), or the restore found a byte that
+        does not match its hash: plan again from what is intact. An
         earlier job's interim result (reuse) is not planned again: the job
         runs from the first step."""
         if self.restore_store is not self.store:
+            restore = self.resume_plan.get("restore_snapshot")
+            why = self._damaged.get(restore) if restore is not None else None
+            why = why or (self.restore_store.damage(int(restore))
+                          if restore is not None else None)
             self.restore_store = self.store
             self.resume_plan.update(
-                plans.reuse_gone(len(self.step_units)).to_json(),
+                plans.reuse_gone(len(self.step_units), why).to_json(),
                 source_resource_id=None)
             self.resume_start = 0
+            self._damaged = {}
             return
         job = read_job_record(self.store.root)
-        plan = plans.replan(self.fingerprints, job, self.store)
+        plan = plans.replan(self.fingerprints, job, self.store, self._damage)
         self.resume_plan.update(plan.to_json())
         self.resume_start = plan.start
         self.message_logger.warning(plan.notice or "re-planned")
@@ -310,15 +347,43 @@ class InterimResultsMixin:
         """Restore the planned interim result into the new temporary mapset
         before actinia creates/switches into it (so the new chain's mapset
         search path and db connection are set on top of it)."""
-        if self.restore_info is not None:
-            self._restore_interim_result(temp_mapset_name)
+        if self.restore_info is not None and \
+                self._restore_interim_result(temp_mapset_name):
             source_mapset_name = None  # keep the restored WIND
         return super()._create_temporary_mapset(
             temp_mapset_name, source_mapset_name=source_mapset_name
         )
 
-    def _restore_interim_result(self, temp_mapset_name: str):
+    def _restore_interim_result(self, temp_mapset_name: str) -> bool:
+        """Restore the planned interim result (every byte checked against
+        its hash as it is copied). One found damaged is never used: the
+        plan falls back to the nearest intact earlier interim result (or
+        the first step) and the notice says what was damaged where.
+        Returns whether an interim result was restored."""
         started = time.monotonic()
+        while self.restore_info is not None:
+            try:
+                self._restore_planned(temp_mapset_name)
+                break
+            except SnapshotDamaged as exc:
+                step = self.restore_info.step
+                self.message_logger.warning(
+                    f"The interim result of step {step} is damaged: {exc}")
+                self._damaged[step] = f"The {self._for_client(exc)}."
+                self._replan()
+                self._apply_plan()
+        if self.restore_info is None:
+            return False
+        self.resume_report["restore_seconds"] = round(
+            time.monotonic() - started, 3
+        )
+        # every restored byte was hashed as it was copied: what it cost
+        verified = self.restore_store.last_restore
+        self.resume_report["verified_bytes"] = verified.get("bytes")
+        self.resume_report["verify_seconds"] = verified.get("verify_seconds")
+        return True
+
+    def _restore_planned(self, temp_mapset_name: str) -> None:
         info = self.restore_info
         step = info.step
         mapset_path = os.path.join(self.temp_project_path, temp_mapset_name)
@@ -335,6 +400,8 @@ class InterimResultsMixin:
             if self.restore_store is not self.store:
                 # reused: recently used for retention and for eviction
                 os.utime(self.restore_store.root)
+        except SnapshotDamaged:
+            raise
         except (OSError, SnapshotError) as exc:
             self.message_logger.error(
                 f"Restoring the interim result of step {step} failed: {exc}")
@@ -344,14 +411,18 @@ class InterimResultsMixin:
                 "new plan") from None
         old_name = info.meta.get("mapset_name")
         if old_name and old_name != temp_mapset_name:
-            for directory in MAPSET_NAME_DIRS:
-                change_mapsetname(
-                    os.path.join(mapset_path, directory), directory,
-                    old_name, temp_mapset_name,
-                )
-        self.resume_report["restore_seconds"] = round(
-            time.monotonic() - started, 3
-        )
+            # the temporary mapset and the job-local mapsets restored with
+            # it may name the old temporary mapset
+            mapsets = [mapset_path] + [
+                path for part, path in targets.items()
+                if part.startswith(ADDITIONAL_PART)]
+            for path in mapsets:
+                for directory in MAPSET_NAME_DIRS:
+                    change_mapsetname(
+                        os.path.join(path, directory), directory,
+                        old_name, temp_mapset_name,
+                    )
+                rename_mapset_references(path, old_name, temp_mapset_name)
         self.message_logger.info(
             f"Restored interim result of step {step} into {mapset_path}"
         )

@@ -46,6 +46,11 @@ def _ends_import(process) -> bool:
     return executable == "/bin/mv" and pid.startswith("mv_") and "_to_" in pid
 
 
+def _makes_a_process(step: dict) -> bool:
+    """actinia makes no process of an importer or exporter step itself."""
+    return step.get("module") not in ("importer", "exporter")
+
+
 def group_processes(chain_list: list[dict], process_list: list) -> list[StepUnit]:
     """Split ``process_list`` into one :class:`StepUnit` per chain step,
     ordered as actinia executes them (import steps first)."""
@@ -67,11 +72,22 @@ def group_processes(chain_list: list[dict], process_list: list) -> list[StepUnit
         (rest if (rest or pid in own_ids) else imports).append(process)
 
     _assign_imports(units, chain_list, import_steps, n_imports, imports)
+    # actinia makes at most one process per module/exe step, in list order
+    # whatever the ids: a process belongs to the next step (list order)
+    # with its id, so steps sharing an id keep their order
+    in_list_order = [units[idx] for idx in sorted(units)
+                     if _makes_a_process(chain_list[idx])]
     last = units[order[0]] if order else None
+    cursor = 0
     for process in rest:
         pid = getattr(process, "id", None)
         if pid in own_ids:
-            last = units[own_ids[pid]]
+            match = next((j for j in range(cursor, len(in_list_order))
+                          if in_list_order[j].step_id == pid), None)
+            if match is None:  # not ahead: the last step with that id
+                last = units[own_ids[pid]]
+            else:
+                last, cursor = in_list_order[match], match + 1
         if last is not None:
             last.processes.append(process)
     return [units[idx] for idx in order]
