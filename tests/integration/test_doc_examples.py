@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import doc_examples as rx
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

@@ -38,6 +38,7 @@ from actinia_resume_plugin.store.job_record import (
     chain_problem,
     read_job_record,
 )
+from actinia_resume_plugin.store.kept_mapset import KeptMapset
 from actinia_resume_plugin.worker.liveness import JobState, judge_job
 
 PREFIX = "resource_id-"
@@ -93,6 +94,10 @@ class ResumeResourceManager(ResourceManager):
         if not docs:
             raise ApiError(400, "Resource does not exist")
         self.resource_logger.commit_termination(user_id, rid, max(docs))
+        if docs[max(docs)][1].get("status") not in ("accepted", "running"):
+            # an ended job: its kept mapset goes now (issue 23; a running
+            # one does not keep it when it ends terminated)
+            KeptMapset(current_config().resource_dir, user_id, rid).remove()
         return make_response(jsonify({
             "status": "accepted",
             "message": "Termination request committed"}), 200)
@@ -147,6 +152,9 @@ class ResumeResourceManager(ResourceManager):
                               "this job; send the complete process chain "
                               "in the PUT")
         plan = self._plan(chain, job, store, from_step)
+        # issue 23: the way the worker will take (it checks again)
+        plan["resume_from"] = self._resume_from(
+            plan, KeptMapset(config.resource_dir, user_id, resource_id))
         if dry_run:
             return make_response(jsonify({
                 "status": "plan", "resource_id": resource_id,
@@ -313,6 +321,16 @@ class ResumeResourceManager(ResourceManager):
             result["notice"] = " ".join(filter(None, [
                 result.get("notice"), planner.at_failure_notice(restore)]))
         return result
+
+    @staticmethod
+    def _resume_from(plan: dict, kept: KeptMapset) -> str:
+        """``kept_mapset`` (the failed iteration's own dirs are there and
+        are adopted: only what differs is put back), ``interim_results``
+        (copied back from the store) or ``first_step`` (nothing to start
+        from)."""
+        if plan.get("restore_snapshot") is None:
+            return "first_step"
+        return "kept_mapset" if kept.exists() else "interim_results"
 
     def _enqueue(self, user_id, resource_id, iteration, core_class, origin,
                  chain, plan):
