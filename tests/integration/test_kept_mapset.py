@@ -269,7 +269,7 @@ def test_persistent_job_adopts_its_temporary_mapset(stack_true):
     assert done["resume"]["restored_from"] == "kept_mapset", done["resume"]
     assert done["process_results"] == expected
     check = {"version": "1", "list": [
-        univar("univar_c", f"c@{mapset}"),
+        REGION, univar("univar_c", f"c@{mapset}"),
         {"id": "rasters", "module": "g.list",
          "inputs": [{"param": "type", "value": "raster"},
                     {"param": "mapset", "value": mapset}],
