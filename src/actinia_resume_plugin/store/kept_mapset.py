@@ -59,7 +59,6 @@ __all__ = [
     "KEPT_DIR",
     "KeptMapset",
     "KeptRecord",
-    "LiveFile",
     "RECORD_NAME",
     "key_string",
     "kept_resource_id",
@@ -73,8 +72,6 @@ ADOPTING = "adopting"
 DELETED = "deleted"
 _LEFTOVER_RE = re.compile(
     r"^\.(?P<rid>[^/]+)\.(?P<what>keeping|adopting|deleted)-[0-9a-f]{32}$")
-#: Fields per file record of the record's body.
-_FIELDS = 7
 
 
 def kept_resource_id(name: str) -> str | None:
@@ -116,29 +113,22 @@ def stat_key_string(st: os.stat_result) -> str:
             f"{_ts(st.st_mtime_ns)} {st.st_ino} {_ts(st.st_ctime_ns)}")
 
 
-class LiveFile(tuple):
-    """What the worker knew of one live file: its stat key (text), whether
-    that key was racy (taken within a clock tick of a write), and the
-    content it then had (mode, size, mtime_ns, object name)."""
-
-    __slots__ = ()
-
-    @property
-    def key(self) -> str:
-        return self[0]
-
-    @property
-    def racy(self) -> bool:
-        return self[1]
-
-    @property
-    def content(self) -> tuple:
-        return self[2]
+def content_string(entry) -> str:
+    """What a file held (mode, size, mtime, object) as one text: compared
+    only when the plan starts from another interim result than the one
+    the kept state was saved or restored as."""
+    return f"{entry.mode} {entry.size} {entry.mtime_ns} {entry.obj}"
 
 
 @dataclass
 class KeptRecord:
-    """The header and the files of a live record."""
+    """The header and the files of a live record.
+
+    ``keys``: part -> {rel: stat key} of the files whose key can be trusted
+    (a racy key is not recorded: such a file is put back). Their content is
+    that of snapshot ``snapshot_id``'s state (the store's live state always
+    is a committed snapshot's state); for a plan starting from another
+    snapshot, :meth:`contents` gives what each file held."""
 
     resource_id: str
     step: int
@@ -147,23 +137,40 @@ class KeptRecord:
     iteration: int | None
     created: float
     parts: list  # the part names
-    files: dict = field(default_factory=dict)  # part -> {rel: LiveFile}
+    keys: dict = field(default_factory=dict)
+    _contents: dict = field(default_factory=dict, repr=False)
+
+    def contents(self, part: str) -> dict:
+        """``{rel: content_string}`` of ``part`` (parsed on first use)."""
+        raw = self._contents.get(part)
+        if isinstance(raw, list):
+            raw = self._contents[part] = dict(zip(raw[::2], raw[1::2],
+                                                  strict=True))
+        return raw or {}
 
 
 def _encode_record(header: dict, live_state: dict) -> bytes:
-    """Header line (JSON) + NUL separated file records. Compact and fast to
-    read back: 100,000 files are one ``split``, not 100,000 JSON lists."""
+    """Header line (JSON) + NUL separated ``rel, key`` pairs per part, then
+    ``rel, content`` pairs per part. Compact and fast to read back: 100,000
+    files are one ``split`` and one ``dict(zip(...))``, not 100,000 JSON
+    lists."""
     fields: list[str] = []
     parts = sorted(live_state)
-    for number, name in enumerate(parts):
-        for rel, entry in live_state[name].items():
-            if entry.kind != "f" or not entry.obj or not entry.live:
-                continue
-            fields += [str(number), rel, key_string(entry.live),
-                       "1" if entry.racy else "0", str(entry.mode),
-                       f"{entry.size} {entry.mtime_ns}", entry.obj]
+    key_counts, content_counts = [], []
+    files = {name: [(rel, e) for rel, e in live_state[name].items()
+                    if e.kind == "f" and e.obj] for name in parts}
+    for name in parts:
+        trusted = [(rel, e) for rel, e in files[name] if e.live and not e.racy]
+        key_counts.append(len(trusted))
+        for rel, entry in trusted:
+            fields += [rel, key_string(entry.live)]
+    for name in parts:
+        content_counts.append(len(files[name]))
+        for rel, entry in files[name]:
+            fields += [rel, content_string(entry)]
     body = "\0".join(fields).encode("utf-8", "surrogateescape")
-    header = dict(header, part_names=parts, records=len(fields) // _FIELDS,
+    header = dict(header, part_names=parts, key_counts=key_counts,
+                  content_counts=content_counts,
                   body_hash=xxhash.xxh3_128_hexdigest(body))
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
 
@@ -182,26 +189,32 @@ def _decode_record(data: bytes, resource_id: str) -> KeptRecord:
         raise ValueError("live record is damaged")
     names = header.get("part_names")
     step = header.get("step")
+    counts = [header.get("key_counts"), header.get("content_counts")]
     if not (isinstance(names, list) and isinstance(step, int)
-            and all(isinstance(n, str) for n in names)):
+            and all(isinstance(n, str) for n in names)
+            and all(isinstance(c, list) and len(c) == len(names)
+                    and all(isinstance(n, int) and n >= 0 for n in c)
+                    for c in counts)):
         raise ValueError("live record header is malformed")
-    files: dict = {name: {} for name in names}
-    if body:
-        items = body.decode("utf-8", "surrogateescape").split("\0")
-        if len(items) != header.get("records", -1) * _FIELDS:
-            raise ValueError("live record is truncated")
-        tables = [files[name] for name in names]
-        for i in range(0, len(items), _FIELDS):
-            number, rel, key, racy, mode, size_mtime, obj = items[i:i + _FIELDS]
-            size, mtime = size_mtime.split(" ")
-            tables[int(number)][rel] = LiveFile(
-                (key, racy == "1", (int(mode), int(size), int(mtime), obj)))
+    items = body.decode("utf-8", "surrogateescape").split("\0") if body \
+        else []
+    if len(items) != 2 * (sum(counts[0]) + sum(counts[1])):
+        raise ValueError("live record is truncated")
+    keys, contents, at = {}, {}, 0
+    for name, count in zip(names, counts[0], strict=True):
+        chunk = items[at:at + 2 * count]
+        keys[name] = dict(zip(chunk[::2], chunk[1::2], strict=True))
+        at += 2 * count
+    for name, count in zip(names, counts[1], strict=True):
+        contents[name] = items[at:at + 2 * count]
+        at += 2 * count
     return KeptRecord(
         resource_id=resource_id, step=step,
         snapshot_id=str(header.get("snapshot_id") or ""),
         mapset_name=str(header.get("mapset_name") or ""),
         iteration=header.get("iteration"),
-        created=float(header.get("created") or 0), parts=names, files=files)
+        created=float(header.get("created") or 0), parts=names, keys=keys,
+        _contents=contents)
 
 
 class KeptMapset:

@@ -184,7 +184,10 @@ class InterimResultsMixin:
         """Take over stdout logs of reused steps; after ``from_step`` drop
         the interim results the user declared stale."""
         restore = self.resume_plan.get("restore_snapshot")
-        if restore is not None and self.restore_store.damage(int(restore)):
+        # with a kept mapset (issue 23) only the files put back are read
+        # from the store, each checked as it is copied: no check of all
+        if restore is not None and not self._kept_mapset_usable() and \
+                self.restore_store.damage(int(restore)):
             self._replan()
             restore = self.resume_plan.get("restore_snapshot")
         start = self.resume_start
@@ -379,6 +382,9 @@ class InterimResultsMixin:
             f"Adopted the kept mapset: {report.files_put_back} file(s) put "
             f"back, {report.paths_removed} removed, {report.files_kept} kept")
         return True
+
+    def _kept_mapset_usable(self) -> bool:
+        return self.restore_store is self.store and self.kept.exists()
 
     def _keep_mapset(self) -> None:
         """At a failure, keep the iteration's dirs with the live state the
