@@ -574,11 +574,12 @@ def _expire_user(resource_dir, user_id, ttl_days, protect, now):
     result = remove_units(user_id, units, older_than_seconds=ttl_days * DAY,
                           protect=protect, now=now)
     # a kept mapset whose job has no interim results left is of no use
-    removed = {d.get("resource_id") for d in result.removed}
-    interim = {u.name for u in report.of_kind(KIND_INTERIM)} - removed
+    removed = {(d["kind"], d.get("resource_id")) for d in result.removed}
+    interim = {u.name for u in report.of_kind(KIND_INTERIM)
+               if (KIND_INTERIM, u.name) not in removed}
     orphans = [u for u in report.of_kind(KIND_KEPT)
                if u.name == u.resource_id and u.name not in interim
-               and u.name not in removed]
+               and (KIND_KEPT, u.name) not in removed]
     if orphans:
         more = remove_units(user_id, orphans, protect=protect, now=now)
         result.removed += more.removed

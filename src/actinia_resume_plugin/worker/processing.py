@@ -186,8 +186,10 @@ class InterimResultsMixin:
         restore = self.resume_plan.get("restore_snapshot")
         # with a kept mapset (issue 23) only the files put back are read
         # from the store, each checked as it is copied: no check of all
-        if restore is not None and not self._kept_mapset_usable() and \
-                self.restore_store.damage(int(restore)):
+        if restore is not None and (
+                self.restore_store.get(int(restore)) is None
+                if self._kept_mapset_usable()
+                else self.restore_store.damage(int(restore))):
             self._replan()
             restore = self.resume_plan.get("restore_snapshot")
         start = self.resume_start
