@@ -119,6 +119,8 @@ class ResumePlan:
     forced_from: int | None = None
     step_ids: list[str] | None = None
     source_resource_id: str | None = None
+    # issue 23: "kept_mapset", "interim_results" or "first_step"
+    resume_from: str | None = None
 
     @property
     def steps_reused(self) -> int:
@@ -150,7 +152,8 @@ class ResumePlan:
             doc.update(actions=list(self.actions),
                        steps_to_run=self.steps_to_run,
                        forced_from=self.forced_from)
-        for name in ("inputs_changed", "step_ids", "source_resource_id"):
+        for name in ("inputs_changed", "step_ids", "source_resource_id",
+                     "resume_from"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         return doc

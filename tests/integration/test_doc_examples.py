@@ -126,9 +126,11 @@ def test_delete_removed_the_interim_results_of_the_failed_job(
     _, (storage,) = docs_run["storage"]
     (kept,) = storage["process_results"]["interim_results"]
     _, (older, _, removed_all) = docs_run["storage-delete"]
-    assert older["process_results"]["kept"] == 1
-    assert [u["resource_id"] for u in removed_all["removed"]] == [
-        kept["resource_id"]]
+    # the interim results and the kept mapset (issue 23) of the job
+    assert older["process_results"]["kept"] == 2
+    assert [(u["kind"], u["resource_id"]) for u in removed_all["removed"]
+            ] == [("interim_results", kept["resource_id"]),
+                  ("kept_mapset", kept["resource_id"])]
     interim = readme_stack.resource_dir / "actinia-gdi" / "interim"
     assert not (interim / kept["resource_id"]).exists()
 

@@ -247,9 +247,11 @@ def test_delete_olderthan_removes_only_old_whole_units(user_storage):
     assert plan.json()["plan"]["restore_snapshot"] == 1
 
     resp = s.delete(olderthan=0)
-    removed = {u["resource_id"] for u in resp.json()["process_results"][
-        "removed"]}
-    assert removed == {fresh, mixed}
+    removed = {(u["kind"], u["resource_id"]) for u in resp.json()[
+        "process_results"]["removed"]}
+    # and the failed jobs' kept mapsets (issue 23), a unit each
+    assert removed == {("interim_results", fresh), ("interim_results", mixed)
+                       } | {("kept_mapset", r) for r in (old, fresh, mixed)}
 
 
 def test_delete_all_removes_the_storage(user_storage):
@@ -263,10 +265,12 @@ def test_delete_all_removes_the_storage(user_storage):
     assert doc["process_results"]["olderthan"] is None
     kinds = {(u["kind"], u.get("resource_id") or u.get("name"))
              for u in doc["process_results"]["removed"]}
-    assert kinds == {("interim_results", rid), ("other", "stray.bin")}
+    assert kinds == {("interim_results", rid), ("kept_mapset", rid),
+                     ("other", "stray.bin")}
     assert doc["process_results"]["skipped"] == []
     assert s.dir.is_dir(), "the user directory is kept (actinia re-creates it)"
-    assert sorted(p.name for p in s.dir.rglob("*")) == ["interim"]
+    assert sorted(p.name for p in s.dir.rglob("*")) == ["interim",
+                                                        "kept_mapsets"]
     after = s.results()
     assert after["used"] == used_bytes(s.dir)
     assert doc["process_results"]["freed_bytes"] >= used - after["used"] - \

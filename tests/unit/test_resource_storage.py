@@ -325,3 +325,72 @@ def test_eviction_removes_least_recently_used_ended_jobs_only(resources):
     nothing = rs.evict_unused_interim_results(
         resources, USER, 10, keep={"resource_id-kept"})
     assert nothing.removed == [] and nothing.freed_bytes == 0
+
+
+# ------------------------------------------------------------ kept mapsets
+def make_kept(resources: Path, rid: str, size: int = 1000) -> Path:
+    """A kept mapset (issue 23) as the worker leaves it at a failure."""
+    from actinia_resume_plugin.store.kept_mapset import KeptMapset
+
+    live = resources.parent / "tmpdb" / rid / "mapset"
+    write(live / "cell" / "a", bytes(size))
+    kept = KeptMapset(resources, USER, rid)
+    kept.keep({"mapset": live}, {}, {"step": 0})
+    return kept.path
+
+
+def test_kept_mapsets_are_units_of_their_own(resources):
+    make_job(resources, "resource_id-a", 1)
+    kept = make_kept(resources, "resource_id-a", 5000)
+    claimed = kept.parent / f".resource_id-b.adopting-{'1' * 32}"
+    write(claimed / "mapset" / "x", bytes(10))
+    write(kept.parent / f".resource_id-c.deleted-{'2' * 32}" / "y")
+    report = rs.scan_user_storage(resources, USER)
+    units = {(u.kind, u.resource_id or u.name): u for u in report.units}
+    unit = units[("kept_mapset", "resource_id-a")]
+    assert unit.bytes >= 5000
+    assert unit.to_dict()["state"] == "kept"
+    assert units[("kept_mapset", "resource_id-b")].to_dict()[
+        "state"] == "adopting"
+    assert any(k[0] == "trash" for k in units)
+    doc = report.to_dict(10**9)
+    assert sorted(u["resource_id"] for u in doc["kept_mapsets"]) == [
+        "resource_id-a", "resource_id-b"]
+    assert doc["kept_mapsets_bytes"] == unit.bytes + 10
+    assert report.used == used_bytes(resources / USER)
+    # a running job's claimed dir is protected like its interim results
+    result = rs.clean_user_storage(
+        resources, USER, protect=lambda user, rids: {
+            r: "running" for r in rids if r == "resource_id-b"})
+    assert claimed.is_dir() and not kept.exists()
+    assert {(d["kind"], d["resource_id"]) for d in result.skipped} == {
+        ("kept_mapset", "resource_id-b")}
+
+
+def test_kept_mapsets_are_evicted_first_oldest_first(resources):
+    for rid, days in (("resource_id-old", 3), ("resource_id-new", 1),
+                      ("resource_id-mine", 5)):
+        make_job(resources, rid, 1)
+        age_tree(make_kept(resources, rid, 1000), days)
+    result = rs.evict_kept_mapsets(resources, USER, 500,
+                                   keep={"resource_id-mine"})
+    assert [d["resource_id"] for d in result.removed] == ["resource_id-old"]
+    report = rs.scan_user_storage(resources, USER)
+    assert {u.resource_id for u in report.of_kind(rs.KIND_KEPT)} == {
+        "resource_id-new", "resource_id-mine"}
+    assert len(report.of_kind(rs.KIND_INTERIM)) == 3  # interim results stay
+
+
+def test_retention_removes_old_and_orphaned_kept_mapsets(resources):
+    make_job(resources, "resource_id-a", 1)
+    age_tree(make_kept(resources, "resource_id-a"), 3)  # old kept mapset
+    age_tree(make_job(resources, "resource_id-b", 1), 3)  # old interim
+    make_kept(resources, "resource_id-b")  # fresh, but its job is gone
+    make_job(resources, "resource_id-c", 1)
+    make_kept(resources, "resource_id-c")
+    rs.expire_interim_results(resources, 2)
+    report = rs.scan_user_storage(resources, USER)
+    assert {u.resource_id for u in report.of_kind(rs.KIND_KEPT)} == {
+        "resource_id-c"}
+    assert {u.name for u in report.of_kind(rs.KIND_INTERIM)} == {
+        "resource_id-a", "resource_id-c"}

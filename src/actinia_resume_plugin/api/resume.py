@@ -40,6 +40,7 @@ from actinia_resume_plugin.store.job_record import (
     chain_problem,
     read_job_record,
 )
+from actinia_resume_plugin.store.kept_mapset import KeptMapset
 from actinia_resume_plugin.worker.liveness import JobState, judge_job
 
 #: The query parameters of PUT; any other is refused (a typo such as
@@ -96,6 +97,10 @@ class ResumeResourceManager(ResourceManager):
         if not docs:
             raise ApiError(400, "Resource does not exist")
         self.resource_logger.commit_termination(user_id, rid, max(docs))
+        if docs[max(docs)][1].get("status") not in ("accepted", "running"):
+            # an ended job: its kept mapset goes now (issue 23; a running
+            # one does not keep it when it ends terminated)
+            KeptMapset(current_config().resource_dir, user_id, rid).remove()
         return make_response(jsonify({
             "status": "accepted",
             "message": "Termination request committed"}), 200)
@@ -160,6 +165,9 @@ class ResumeResourceManager(ResourceManager):
                 verify_content=dry_run)
         except plans.PlanError as exc:
             raise ApiError(400, str(exc)) from None
+        # issue 23: the way the worker will take (it checks again)
+        plan.resume_from = _resume_from(
+            plan, KeptMapset(config.resource_dir, user_id, resource_id))
         if dry_run:
             return make_response(jsonify({
                 "status": "plan", "resource_id": resource_id,
@@ -313,3 +321,12 @@ class ResumeResourceManager(ResourceManager):
 def _url_part(pattern: str, url: str) -> str | None:
     match = re.search(pattern, url or "")
     return match.group(1) if match else None
+
+
+def _resume_from(plan, kept: KeptMapset) -> str:
+    """``kept_mapset`` (the failed iteration's own dirs are there and are
+    adopted: only what differs is put back), ``interim_results`` (copied
+    back from the store) or ``first_step`` (nothing to start from)."""
+    if plan.restore_interim_result is None:
+        return "first_step"
+    return "kept_mapset" if kept.exists() else "interim_results"

@@ -7,6 +7,8 @@ holds
 
 * ``interim/<resource_id>/``: the interim results (snapshots) of one job,
   written by our worker (see :mod:`.snapshot_store`);
+* ``kept_mapsets/<resource_id>/``: the failed iteration's own mapset of
+  one job, kept for its resume (see :mod:`.kept_mapset`);
 * ``<resource_id>/``: the exported results of one job (actinia's
   ``ResourceStorageFilesystem``);
 * anything else an operator or another tool left there.
@@ -38,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import job_record
+from .kept_mapset import KEPT_DIR, kept_resource_id
 from .layout import INTERIM_DIR, OBJECTS_DIR
 from .snapshot_store import SnapshotStore, rmtree
 
@@ -47,6 +50,7 @@ __all__ = [
     "StorageReport",
     "StorageUnit",
     "clean_user_storage",
+    "evict_kept_mapsets",
     "evict_unused_interim_results",
     "expire_interim_results",
     "parse_olderthan",
@@ -63,6 +67,7 @@ DAY = 86400.0
 MAX_OLDERTHAN_DAYS = 36500
 
 KIND_INTERIM = "interim_results"
+KIND_KEPT = "kept_mapset"
 KIND_RESOURCE = "resource"
 KIND_OTHER = "other"
 KIND_TRASH = "trash"
@@ -252,6 +257,8 @@ class StorageUnit:
         """The job the unit belongs to (interim results, exported files)."""
         if self.kind in (KIND_INTERIM, KIND_RESOURCE):
             return self.name
+        if self.kind == KIND_KEPT:
+            return kept_resource_id(self.name)
         return None
 
     def age_seconds(self, now: float | None = None) -> float:
@@ -284,6 +291,10 @@ class StorageUnit:
                 doc["damaged_steps"] = [
                     {"step": step, "reason": f"The {why}."}
                     for step, why in sorted(self.damaged.items())]
+        elif self.kind == KIND_KEPT:
+            # ".<rid>.keeping-…"/".<rid>.adopting-…": in use by its job
+            doc["state"] = "kept" if self.name == self.resource_id else (
+                self.name.rsplit(".", 1)[-1].split("-", 1)[0])
         return doc
 
 
@@ -323,11 +334,14 @@ class StorageReport:
     def to_dict(self, quota_bytes: int) -> dict:
         now = self.scanned_at
         interim = self.of_kind(KIND_INTERIM)
+        kept = self.of_kind(KIND_KEPT)
         return {
             **self.usage(quota_bytes),
             "files": self.files,
             "interim_results_bytes": sum(u.bytes for u in interim),
             "interim_results": [u.to_dict(now) for u in interim],
+            "kept_mapsets_bytes": sum(u.bytes for u in kept),
+            "kept_mapsets": [u.to_dict(now) for u in kept],
             "resources": [u.to_dict(now)
                           for u in self.of_kind(KIND_RESOURCE)],
             "other": [u.to_dict(now) for u in self.units
@@ -371,6 +385,9 @@ def scan_user_storage(resource_dir, user_id: str) -> StorageReport:
                         kind = KIND_OTHER
                     units.append(_unit(kind, job.name, job.path, seen))
                 continue
+            if entry.name == KEPT_DIR and entry.is_dir(follow_symlinks=False):
+                units.extend(_kept_units(entry.path, seen))
+                continue
             kind = _unit_kind(entry.name)
             if entry.name.startswith(".") and DELETED_MARK in entry.name:
                 kind = KIND_TRASH
@@ -385,6 +402,27 @@ def scan_user_storage(resource_dir, user_id: str) -> StorageReport:
         user_id=user_id, path=path, used=used, files=files, units=units,
         scan_seconds=time.monotonic() - started, scanned_at=time.time(),
     )
+
+
+def _kept_units(path: str, seen: set) -> list[StorageUnit]:
+    """The units below ``kept_mapsets/``: one per job (also one being kept
+    or adopted: it belongs to its job, which protects it while running),
+    trash, and anything else."""
+    try:
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return []
+    units = []
+    for entry in entries:
+        if kept_resource_id(entry.name) is not None:
+            kind = KIND_KEPT
+        elif entry.name.startswith(".") and DELETED_MARK in entry.name:
+            kind = KIND_TRASH
+        else:
+            kind = KIND_OTHER
+        units.append(_unit(kind, entry.name, entry.path, seen))
+    return units
 
 
 def _unit(kind: str, name: str, path: str, seen: set) -> StorageUnit:
@@ -538,12 +576,54 @@ def expire_interim_results(
 def _expire_user(resource_dir, user_id, ttl_days, protect, now):
     report = scan_user_storage(resource_dir, user_id)
     units = [u for u in report.units
-             if u.kind == KIND_INTERIM
+             if u.kind in (KIND_INTERIM, KIND_KEPT)
              or (u.kind == KIND_TRASH
                  and os.path.basename(os.path.dirname(u.path))
-                 == INTERIM_DIR)]
-    return remove_units(user_id, units, older_than_seconds=ttl_days * DAY,
-                        protect=protect, now=now)
+                 in (INTERIM_DIR, KEPT_DIR))]
+    result = remove_units(user_id, units, older_than_seconds=ttl_days * DAY,
+                          protect=protect, now=now)
+    # a kept mapset whose job has no interim results left is of no use
+    removed = {(d["kind"], d.get("resource_id")) for d in result.removed}
+    interim = {u.name for u in report.of_kind(KIND_INTERIM)
+               if (KIND_INTERIM, u.name) not in removed}
+    orphans = [u for u in report.of_kind(KIND_KEPT)
+               if u.name == u.resource_id and u.name not in interim
+               and (KIND_KEPT, u.name) not in removed]
+    if orphans:
+        more = remove_units(user_id, orphans, protect=protect, now=now)
+        result.removed += more.removed
+        result.skipped += more.skipped
+        result.errors += more.errors
+        result.freed_bytes += more.freed_bytes
+    return result
+
+
+def evict_kept_mapsets(resource_dir, user_id: str, need_bytes: int,
+                       keep: Iterable[str] = ()) -> RemovalResult:
+    """Make room for ``need_bytes`` by removing the user's kept mapsets
+    (never those of the jobs in ``keep``, never one being kept or adopted),
+    the oldest first. The first thing to go when space is needed: a kept
+    mapset only saves a resume the copy of what the store holds anyway."""
+    keep = set(keep)
+    report = scan_user_storage(resource_dir, user_id)
+    candidates = sorted(
+        (u for u in report.of_kind(KIND_KEPT)
+         if u.name == u.resource_id and u.name not in keep),
+        key=lambda u: u.newest_mtime)
+    result = RemovalResult()
+    for unit in candidates:
+        if result.freed_bytes >= need_bytes:
+            break
+        try:
+            remove_unit(unit)
+        except FileNotFoundError:
+            continue  # adopted or removed meanwhile
+        except OSError as exc:
+            result.errors.append({**unit.to_dict(), "error": str(exc)})
+            continue
+        result.removed.append(unit.to_dict())
+        result.freed_bytes += unit.bytes
+    return result
 
 
 def evict_unused_interim_results(resource_dir, user_id: str, need_bytes: int,

@@ -1592,6 +1592,39 @@ class SnapshotStore:
         return entry._replace(live=_live_key(st),
                               racy=_is_racy(st.st_mtime_ns, t0))
 
+    # ------------------------------------------- kept mapsets (adoption.py)
+    def live_state(self) -> _Live | None:
+        """What this store knows about the live dirs (read only): the state
+        it last saved, restored or adopted with each file's live stat, or
+        ``None``. A failed job keeps it next to its mapset
+        (:mod:`.kept_mapset`), so that the next iteration can tell the files
+        the failed step changed from those it did not."""
+        return self._live
+
+    def put_back(self, step: int, part: str, files: list, t0: int) -> dict:
+        """Restore single files (and symlinks) of snapshot ``step``'s
+        ``part``: ``files`` is ``[(rel, dst, Entry)]`` with paths ``dst``
+        that do not exist. Each object is checked against its record first,
+        as in every restore (:class:`SnapshotDamaged`). Returns ``{rel:
+        Entry}`` with the live stat of the new files. An adoption puts back
+        only what the failed step changed."""
+        return self._copy_files(step, part, list(files), t0)
+
+    def adopt_live(self, step: int, state: dict, modes: dict,
+                   sources: dict) -> None:
+        """Take ``state`` (part -> {rel: Entry} with live stats) as the live
+        dirs' state after snapshot ``step``, as :meth:`restore` does for
+        the dirs it restores: the next :meth:`save` writes only what
+        changes from here on."""
+        chain = self._chain(step)
+        if chain is None:
+            raise SnapshotNotFound(step)
+        objects = {e.obj: (e.oino, e.octime) for entries in state.values()
+                   for e in entries.values() if e.kind == "f"}
+        self._parsed.clear()
+        self._live = _Live(step, chain[-1].id, state, dict(modes),
+                           dict(sources), objects)
+
     @staticmethod
     def _swap_into_place(tmp: Path, target: Path) -> None:
         if os.path.lexists(target):

@@ -46,8 +46,14 @@ from actinia_resume_plugin.store import (
     SnapshotStore,
     interim_root,
 )
+from actinia_resume_plugin.store.adoption import (
+    NotAdoptable,
+    adopt_kept_mapset,
+)
 from actinia_resume_plugin.store.job_record import read_job_record
+from actinia_resume_plugin.store.kept_mapset import KeptMapset
 from actinia_resume_plugin.store.resource_storage import (
+    evict_kept_mapsets,
     evict_unused_interim_results,
     storage_usage,
 )
@@ -113,6 +119,9 @@ class InterimResultsMixin:
         )
         # a POST with ?reuse= restores from another job of the same user
         self.restore_store = self._restore_store()
+        # issue 23: the failed iteration's own dirs, kept for this one
+        self.kept = KeptMapset(self.resume_config.resource_dir,
+                               self.user_id, self.resource_id)
         self.step_units = []
         self.fingerprints = []
         self.input_fingerprints = None
@@ -205,7 +214,12 @@ class InterimResultsMixin:
         presence and sizes; the restore checks every byte it copies), then
         apply the plan."""
         restore = self.resume_plan.get("restore_snapshot")
-        if restore is not None and self.restore_store.damage(int(restore)):
+        # with a kept mapset (issue 23) only the files put back are read
+        # from the store, each checked as it is copied: no check of all
+        if restore is not None and (
+                self.restore_store.get(int(restore)) is None
+                if self._kept_mapset_usable()
+                else self.restore_store.damage(int(restore))):
             self._replan()
         self._all_processes = self.number_of_processes
         self._apply_plan()
@@ -243,6 +257,9 @@ class InterimResultsMixin:
             # changed inputs: they are.
             self.store.prune({s for s in self.store.steps() if s < start})
         self.resume_report = self._report()
+        if restore is None or self.restore_store is not self.store:
+            # issue 23: this iteration does not start from the kept state
+            self._discard_kept_mapset()
 
     def _report(self) -> dict:
         """What this iteration does (the ``resume`` of its responses)."""
@@ -393,10 +410,16 @@ class InterimResultsMixin:
                 name = part[len(ADDITIONAL_PART):]
                 targets[part] = os.path.join(self.temp_project_path, name)
         try:
-            # the next save of this job's store writes only what changes
-            # after the restore, also when the interim result is another
-            # job's (reuse across jobs)
-            self.restore_store.restore(step, targets, into=self.store)
+            if not self._adopt_kept_mapset(step, targets):
+                # the next save of this job's store writes only what
+                # changes after the restore, also when the interim result
+                # is another job's (reuse across jobs)
+                self.restore_store.restore(step, targets, into=self.store)
+                self.resume_report["restored_from"] = "interim_results"
+                self.resume_report["files_put_back"] = sum(
+                    e.kind == "f" for entries in
+                    self.store.live_state().state.values()
+                    for e in entries.values())
             if self.restore_store is not self.store:
                 # reused: recently used for retention and for eviction
                 os.utime(self.restore_store.root)
@@ -426,6 +449,79 @@ class InterimResultsMixin:
         self.message_logger.info(
             f"Restored interim result of step {step} into {mapset_path}"
         )
+
+    # ------------------------------------------- kept mapsets (issue 23)
+    def _adopt_kept_mapset(self, step: int, targets: dict) -> bool:
+        """Continue in the failed iteration's own dirs, kept at its failure
+        (store/adoption.py): only what differs from the planned interim
+        result is put back. False (restore from the store instead) when
+        there is no intact kept mapset or the interim result is another
+        job's (reuse across jobs)."""
+        if self.restore_store is not self.store:
+            return False
+        try:
+            report = adopt_kept_mapset(self.kept, self.store, step, targets)
+        except NotAdoptable as exc:
+            self.resume_report["kept_mapset"] = {
+                "adopted": False, "reason": str(exc)}
+            return False
+        except (OSError, SnapshotError) as exc:
+            self.message_logger.warning(
+                f"Adopting the kept mapset failed ({exc}); restoring the "
+                "interim result instead")
+            self.resume_report["kept_mapset"] = {
+                "adopted": False, "reason": self._for_client(exc)}
+            return False
+        self.resume_report["kept_mapset"] = report.to_dict()
+        self.resume_report["restored_from"] = "kept_mapset"
+        self.resume_report["files_put_back"] = report.files_put_back
+        self.message_logger.info(
+            f"Adopted the kept mapset: {report.files_put_back} file(s) put "
+            f"back, {report.paths_removed} removed, {report.files_kept} kept")
+        return True
+
+    def _kept_mapset_usable(self) -> bool:
+        return self.restore_store is self.store and self.kept.exists()
+
+    def _keep_mapset(self) -> None:
+        """At a failure, keep the iteration's dirs with the live state the
+        store knows (instead of letting actinia remove them), so that the
+        next iteration adopts them. Not for a state the store does not know
+        (nothing saved or restored, or restored from another job), not
+        beyond grass_resource_quota (other jobs' kept mapsets go first),
+        and not when grass_tmp_database is on another file system than
+        grass_resource_dir (a rename is all keeping may cost)."""
+        live = self.store.live_state()
+        if live is None or live.foreign or not self.temp_mapset_path:
+            return
+        parts = self._snapshot_parts()
+        if "mapset" not in parts:
+            return
+        size = sum(storage_usage(path) for path in parts.values())
+        budget = self._budget()
+        if size > budget:
+            evict_kept_mapsets(self.resume_config.resource_dir, self.user_id,
+                               size - budget, keep={self.resource_id})
+            self._storage_budget = None
+            if size > self._budget():
+                self.message_logger.info(
+                    "The failed mapset is not kept: grass_resource_quota")
+                return
+        try:
+            self.kept.keep(parts, live.state, {
+                "step": live.step, "snapshot_id": live.id,
+                "mapset_name": os.path.basename(self.temp_mapset_path),
+                "iteration": self.iteration})
+        except OSError as exc:
+            self.message_logger.info(f"The failed mapset is not kept: {exc}")
+
+    def _discard_kept_mapset(self) -> None:
+        """The kept mapset is of no use any more: renamed away now, removed
+        after the final status was sent."""
+        try:
+            self._removals.extend(self.kept.discard_all())
+        except OSError as exc:
+            self.message_logger.warning(f"Kept mapset clean-up: {exc}")
 
     # --------------------------------------------------------------- save
     def _snapshot_parts(self) -> dict:
@@ -474,27 +570,41 @@ class InterimResultsMixin:
         )
 
     def _save_making_room(self, position: int, at_failure: bool):
-        """With reuse across jobs on, interim results of ended jobs are a
-        cache: when the quota is reached, the least recently used of them
-        are removed (never this job's or the one it reuses) and the save
-        is tried once more."""
+        """Kept mapsets of failed jobs are a cache of what their stores
+        hold: when the quota is reached they are removed first (issue 23;
+        never this job's). With reuse across jobs on, interim results of
+        ended jobs are a cache too: the least recently used of them go next
+        (never this job's or the one it reuses). The save is tried again
+        after each removal."""
         try:
             return self._save(position, at_failure)
         except SnapshotBudgetExceeded as exc:
-            if not self.resume_config.reuse_interim_results:
-                raise
-            keep = {self.resource_id,
-                    self.resume_plan.get("source_resource_id")}
-            evicted = evict_unused_interim_results(
-                self.resume_config.resource_dir, self.user_id,
-                exc.needed - exc.budget, keep=keep)
-            if not evicted.removed:
-                raise
+            refused = exc
+        evicted = evict_kept_mapsets(
+            self.resume_config.resource_dir, self.user_id,
+            refused.needed - refused.budget, keep={self.resource_id})
+        if evicted.removed:
             self.message_logger.info(
-                f"Removed {len(evicted.removed)} unused interim result(s) "
+                f"Removed {len(evicted.removed)} kept mapset(s) "
                 f"({evicted.freed_bytes} bytes) to make room")
             self._storage_budget = None
-            return self._save(position, at_failure)
+            try:
+                return self._save(position, at_failure)
+            except SnapshotBudgetExceeded as exc:
+                refused = exc
+        if not self.resume_config.reuse_interim_results:
+            raise refused
+        keep = {self.resource_id, self.resume_plan.get("source_resource_id")}
+        evicted = evict_unused_interim_results(
+            self.resume_config.resource_dir, self.user_id,
+            refused.needed - refused.budget, keep=keep)
+        if not evicted.removed:
+            raise refused
+        self.message_logger.info(
+            f"Removed {len(evicted.removed)} unused interim result(s) "
+            f"({evicted.freed_bytes} bytes) to make room")
+        self._storage_budget = None
+        return self._save(position, at_failure)
 
     def _save_interim_result(self, position: int, at_failure: bool = False):
         """Save the interim result after ``position``. A full quota or disk
@@ -540,6 +650,7 @@ class InterimResultsMixin:
             trash = self.store.discard()
             if trash is not None:
                 self._removals.append(trash)
+            self._discard_kept_mapset()
             return
         failed = self.current_position
         if (self.resume_config.save_interim_results == "onError"
@@ -549,6 +660,10 @@ class InterimResultsMixin:
             # recorded as "after the last step that completed".
             if self._save_interim_result(failed - 1, at_failure=True):
                 self.store.prune({failed - 1})
+        if "error" in self.run_state:
+            self._keep_mapset()
+        else:  # terminated, time limit: not kept (issue 23)
+            self._discard_kept_mapset()
         self._write_job_record(None, status="error", failed_step=failed)
         try:
             self.store.collect_garbage()

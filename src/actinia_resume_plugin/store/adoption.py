@@ -1,0 +1,331 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Adopt a kept mapset: make the failed iteration's own dirs equal to the
+interim result a resume starts from, putting back only what differs.
+
+Why: a restore creates every file of the interim result again (100,000
+inodes: seconds); the failed iteration's mapset (kept by
+:mod:`.kept_mapset`) differs from it only by what the failed step (or
+anything else) changed since the last save. One stat walk of the kept dirs
+finds those files:
+
+* a kept file is **unchanged** when its stat key (size, mtime, inode,
+  ctime, mode) equals the one recorded at the last save or restore, that
+  key was not racy (the store's racy rule: taken within a clock tick of a
+  write), and the content recorded then (object, mode, size, mtime) is the
+  planned interim result's for that path. Unchanged files stay where they
+  are: their bytes were never read;
+* anything else (changed in place, replaced by another inode, a changed
+  ctime, a type change, a racy record, a file the record does not know) is
+  **put back** from the store, each object checked against its record as
+  in every restore; paths the planned interim result lacks are removed;
+  directories get the planned modes.
+
+When in doubt a file is put back: the result holds exactly the bytes,
+modes and mtimes a restore of the same interim result would produce (so the
+mapset-name fix-ups after it are the restore's). The plan may start from an
+earlier step than the last save: then the comparison is with that step's
+state, the same rules.
+
+Crash safety: the kept mapset is claimed by a rename first
+(:meth:`.KeptMapset.claim`); the repair happens in the claimed dir, the
+parts are moved into the new iteration's dirs last. A killed adoption
+leaves a claimed dir that no resume takes for a kept mapset: the next
+iteration restores from the store and removes the leftover.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import live_listing
+from .kept_mapset import (
+    KeptMapset,
+    KeptRecord,
+    content_string,
+    stat_key_string,
+)
+from .snapshot_store import (
+    EXCLUDED_DIR_NAMES,
+    EXCLUDED_FILE_NAMES,
+    Entry,
+    SnapshotError,
+    SnapshotStore,
+    _is_racy,
+    _now_coarse_ns,
+    rmtree,
+)
+
+__all__ = ["AdoptionReport", "NotAdoptable", "adopt_kept_mapset"]
+
+
+class NotAdoptable(Exception):
+    """No kept mapset can be adopted (none, damaged, unknown state): the
+    caller restores from the store."""
+
+
+@dataclass
+class AdoptionReport:
+    """What an adoption did (for the job's ``resume`` section)."""
+
+    files_kept: int = 0
+    files_put_back: int = 0
+    paths_removed: int = 0
+    seconds: float = 0.0
+    walk: str = "find"
+
+    def to_dict(self) -> dict:
+        return {"adopted": True, "files_kept": self.files_kept,
+                "files_put_back": self.files_put_back,
+                "paths_removed": self.paths_removed,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class _Repair:
+    """The decisions of the stat walk of one part (nothing changed yet)."""
+
+    entries: dict  # rel -> Entry of the planned state kept as it is
+    remove_files: list
+    remove_dirs: list
+    chmod_dirs: list
+
+
+def adopt_kept_mapset(kept: KeptMapset, store: SnapshotStore, step: int,
+                      targets: dict) -> AdoptionReport:
+    """Adopt the kept mapset of ``kept``'s job as the state of snapshot
+    ``step`` of ``store`` in the dirs ``targets`` (part -> path; a target
+    may exist if it is empty, like actinia's fresh temporary file dir).
+    Afterwards ``store`` knows the adopted files' stat (its next save
+    writes only what changes after the adoption).
+
+    Raises :class:`NotAdoptable` before anything was changed in
+    ``targets`` when there is no intact kept mapset; after any other error
+    (e.g. :class:`.SnapshotDamaged` of an object to put back) the kept
+    mapset is gone and a restore replaces whatever is in the targets."""
+    started = time.monotonic()
+    claimed = kept.claim()
+    if claimed is None:
+        raise NotAdoptable("no kept mapset")
+    try:
+        try:
+            record = kept.read_record(claimed)
+        except ValueError as exc:
+            raise NotAdoptable(f"the kept mapset's record: {exc}") from None
+        try:
+            info = store.get(step)
+            state, modes = store.state(step)
+        except SnapshotError as exc:
+            raise NotAdoptable(str(exc)) from None
+        # the kept state is the planned snapshot's own: its recorded keys
+        # alone tell an unchanged file (else the contents are compared)
+        same = info is not None and info.id == record.snapshot_id
+        names = sorted(n for n in targets if n in state)
+        report = AdoptionReport()
+        t0 = _now_coarse_ns()
+        live_state = {}
+        for name in names:
+            live_state[name] = _repair_part(
+                store, step, name, claimed / name, state[name], modes[name],
+                record, None if same else record.contents(name), t0, report)
+        sources = {}
+        for name in names:
+            target = Path(os.path.abspath(targets[name]))
+            _move_into_place(claimed / name, target)
+            sources[name] = os.path.realpath(target)
+        store.adopt_live(step, live_state, {n: modes[n] for n in names},
+                         sources)
+    finally:
+        rmtree(claimed)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _move_into_place(src: Path, target: Path) -> None:
+    """Rename an adopted part to its target; an existing target (an empty
+    dir actinia made, or anything a restore would replace as well) goes."""
+    if os.path.lexists(target):
+        try:
+            target.rmdir()
+        except OSError:
+            trash = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.rename(target, trash)
+            rmtree(trash)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(src, target)
+
+
+def _repair_part(store, step, name, part_dir: Path, planned: dict, mode: int,
+                 record: KeptRecord, contents: dict | None, t0: int,
+                 report: AdoptionReport) -> dict:
+    """Make ``part_dir`` equal to ``planned``; returns its live state."""
+    part_dir.mkdir(parents=True, exist_ok=True)  # a part the record lacks
+    top = str(part_dir)
+    for excluded in EXCLUDED_FILE_NAMES:  # GRASS' lock of the old session
+        try:
+            os.unlink(os.path.join(top, excluded))
+        except FileNotFoundError:
+            pass
+    for excluded in EXCLUDED_DIR_NAMES:  # its scratch dir
+        path = os.path.join(top, excluded)
+        if os.path.isdir(path) and not os.path.islink(path):
+            rmtree(path)
+    known = record.keys.get(name, {})
+    try:
+        repair = _compare(live_listing.list_tree(
+            top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, planned,
+            known, contents, t0)
+    except live_listing.ListingUnavailable:
+        report.walk = "python"
+        repair = _compare(_walk(top), top, planned, known, contents, t0)
+    entries = repair.entries
+    writable = _Writable()
+    for rel in repair.remove_files:
+        writable.parent_of(top, rel)
+        try:
+            os.unlink(os.path.join(top, rel))
+        except FileNotFoundError:
+            pass
+    for rel in repair.remove_dirs:
+        writable.parent_of(top, rel)
+        rmtree(os.path.join(top, rel))
+    report.paths_removed += len(repair.remove_files) + len(repair.remove_dirs)
+    missing = [(rel, e) for rel, e in planned.items() if rel not in entries]
+    new_dirs = sorted((rel for rel, e in missing if e.kind == "d"),
+                      key=lambda r: r.count("/"))
+    for rel in new_dirs:
+        writable.parent_of(top, rel)
+        os.mkdir(os.path.join(top, rel), 0o700)
+        entries[rel] = planned[rel]
+    files = []
+    for rel, entry in missing:
+        if entry.kind != "d":
+            writable.parent_of(top, rel)
+            files.append((rel, os.path.join(top, rel), entry))
+    report.files_kept += sum(1 for e in entries.values() if e.kind == "f")
+    report.files_put_back += sum(1 for f in files if f[2].kind == "f")
+    entries.update(store.put_back(step, name, files, t0))
+    writable.restore()
+    for rel in new_dirs + repair.chmod_dirs:
+        os.chmod(os.path.join(top, rel), stat.S_IMODE(planned[rel].mode))
+    os.chmod(top, stat.S_IMODE(mode))
+    return entries
+
+
+def _compare(listing, top: str, planned: dict, known: dict,
+             contents: dict | None, t0: int) -> _Repair:
+    """The one stat walk: which kept paths stay, go, or get a new mode.
+    Paths of ``planned`` not kept as they are end up missing from
+    ``entries``: they are put back. ``known``: the trusted stat keys of
+    the record; ``contents``: what each file held, when the plan starts
+    from another snapshot than the kept state's (``None``: the same)."""
+    repair = _Repair({}, [], [], [])
+    entries = repair.entries
+    get, key_of, new = planned.get, known.get, tuple.__new__
+    skip = None  # a removed dir: its contents go with it
+    try:
+        for chunk in listing:
+            for key, rel in zip(chunk[::2], chunk[1::2], strict=True):
+                if skip is not None:
+                    if rel.startswith(skip):
+                        continue
+                    skip = None
+                kind = key[0]
+                want = get(rel)
+                if kind == "f":
+                    if (key_of(rel) == key and want is not None
+                            and want.kind == "f" and (
+                                contents is None or contents.get(rel)
+                                == content_string(want))):
+                        # Entry(..., live=key, racy=...) without _replace's
+                        # cost (100,000 files)
+                        entries[rel] = new(Entry, want[:8] + (
+                            key, _is_racy(want.mtime_ns, t0)))
+                    else:
+                        repair.remove_files.append(rel)
+                elif kind == "d":
+                    if want is None or want.kind != "d":
+                        repair.remove_dirs.append(rel)
+                        skip = rel + "/"
+                    else:
+                        entries[rel] = want
+                        if int(key.split(" ", 2)[1], 8) != stat.S_IMODE(
+                                want.mode):
+                            repair.chmod_dirs.append(rel)
+                elif kind == "l" and want is not None and want.kind == "l" \
+                        and _readlink(os.path.join(top, rel)) == want.target:
+                    entries[rel] = want
+                else:  # a changed symlink, a special file
+                    repair.remove_files.append(rel)
+    finally:
+        close = getattr(listing, "close", None)
+        if close is not None:
+            close()
+    return repair
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _walk(top: str):
+    """The Python walk where GNU find cannot list (busybox): the same
+    ``[key, rel, …]`` chunk in the same pre-order (a dir right before its
+    contents), keys from ``lstat`` in ``find``'s text form."""
+    yield _walk_dir(top, "")
+
+
+def _walk_dir(top: str, rel_dir: str) -> list[str]:
+    out: list[str] = []
+    try:
+        with os.scandir(os.path.join(top, rel_dir)) as it:
+            items = list(it)
+    except FileNotFoundError:
+        return out
+    for item in items:
+        if item.name in EXCLUDED_FILE_NAMES:
+            continue
+        try:
+            st = item.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and item.name in EXCLUDED_DIR_NAMES:
+            continue
+        rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+        out += [stat_key_string(st), rel]
+        if stat.S_ISDIR(st.st_mode):
+            out += _walk_dir(top, rel)
+    return out
+
+
+class _Writable:
+    """Dirs of a kept mapset may be read-only (GRASS makes some): make a
+    parent writable while paths in it are removed or put back, and give it
+    its mode again afterwards."""
+
+    def __init__(self):
+        self.changed: dict[str, int] = {}
+
+    def parent_of(self, top: str, rel: str) -> None:
+        parent = os.path.dirname(os.path.join(top, rel))
+        if parent in self.changed:
+            return
+        try:
+            mode = os.stat(parent).st_mode
+        except FileNotFoundError:
+            return
+        if mode & 0o700 != 0o700:
+            os.chmod(parent, stat.S_IMODE(mode) | 0o700)
+            self.changed[parent] = mode
+
+    def restore(self) -> None:
+        for path, mode in self.changed.items():
+            os.chmod(path, stat.S_IMODE(mode))
+        self.changed.clear()

@@ -1,0 +1,277 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of kept mapsets (store/kept_mapset.py) and their adoption
+(store/adoption.py): a resume puts back only what the failed step changed,
+and the result is byte for byte what a restore of the same interim result
+gives."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+
+import pytest
+
+from actinia_resume_plugin.store import SnapshotDamaged, SnapshotStore, live_listing
+from actinia_resume_plugin.store.adoption import NotAdoptable, adopt_kept_mapset
+from actinia_resume_plugin.store.kept_mapset import (
+    RECORD_NAME,
+    KeptMapset,
+    kept_resource_id,
+    key_string,
+    stat_key_string,
+)
+
+OLD_NS = 1_600_000_000_123_456_789  # 2020: never racy
+
+
+def write(path, data, mtime_ns=OLD_NS):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def make_mapset(base):
+    write(base / "WIND", "proj: 99\n")
+    write(base / "VAR", "DB_DRIVER: sqlite\n")
+    for i in range(20):
+        write(base / "cell" / f"m{i}", bytes([i]) * 100)
+        write(base / "cellhd" / f"m{i}", f"rows: {i}\n")
+    (base / "cell_misc" / "m0").mkdir(parents=True)
+    os.symlink("../cell/m0", base / "link")
+    return base
+
+
+@pytest.fixture(autouse=True, params=["find", "python"])
+def lister(request, monkeypatch):
+    """Both walks: GNU find and the Python fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(live_listing, "_find_command", lambda *a: None)
+    return request.param
+
+
+@pytest.fixture
+def job(tmp_path):
+    """A failed job: step 0 saved from its live mapset, which is then kept
+    (as the worker does at a failure). Returns (store, kept, tmp_path)."""
+    live = make_mapset(tmp_path / "db" / "mapset_a")
+    tmpdir = tmp_path / "db" / ".tmp"
+    write(tmpdir / "scratch", "x")
+    resources = tmp_path / "res"
+    store = SnapshotStore(resources / "u" / "interim" / "job1")
+    store.save(0, {"mapset": live, "tmpdir": tmpdir},
+               {"mapset_name": "mapset_a"})
+    return store, live, tmpdir, KeptMapset(resources, "u", "job1")
+
+
+def keep(store, live, tmpdir, kept):
+    kept.keep({"mapset": live, "tmpdir": tmpdir}, store.live_state().state,
+              {"step": store.live_state().step,
+               "snapshot_id": store.live_state().id,
+               "mapset_name": "mapset_a"})
+
+
+def tree(base):
+    """Every path below ``base`` with its type, mode, mtime and bytes."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, base)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("l", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("d", st.st_mode)
+            else:
+                out[rel] = ("f", st.st_mode, st.st_mtime_ns,
+                            open(path, "rb").read())
+    return out
+
+
+def restored(store, step, tmp_path, part="mapset"):
+    out = tmp_path / f"restored-{step}-{part}"
+    SnapshotStore(store.root).restore(step, {part: out})
+    return out
+
+
+def test_key_string_is_finds_text(tmp_path):
+    """The on-disk key equals what GNU find prints (compared as text)."""
+    path = tmp_path / "f"
+    write(path, "abc", mtime_ns=None)
+    out = subprocess.run(
+        ["find", str(path), "-printf", live_listing.KEY_FORMAT],
+        capture_output=True, text=True, check=True).stdout
+    st = os.lstat(path)
+    assert stat_key_string(st) == out
+    assert key_string((st.st_size, st.st_mtime_ns, st.st_ino,
+                       st.st_ctime_ns, st.st_mode)) == out
+    assert key_string(out) == out
+
+
+def test_unchanged_mapset_is_adopted_without_copying(job, tmp_path):
+    store, live, tmpdir, kept = job
+    keep(store, live, tmpdir, kept)
+    assert kept.exists() and not live.exists()
+    inode = os.lstat(kept.path / "mapset" / "cell" / "m3").st_ino
+    target = tmp_path / "db2" / "mapset_b"
+    fresh = SnapshotStore(store.root)  # the next iteration's process
+    report = adopt_kept_mapset(kept, fresh, 0, {
+        "mapset": target, "tmpdir": tmp_path / "db2" / ".tmp"})
+    assert report.files_put_back == 0 and report.paths_removed == 0
+    assert report.files_kept == 43  # 42 in the mapset, 1 in tmpdir
+    assert os.lstat(target / "cell" / "m3").st_ino == inode
+    assert tree(target) == tree(restored(store, 0, tmp_path))
+    assert not kept.exists() and kept.leftovers() == []
+    # the store knows the adopted files: a save writes nothing new
+    info = fresh.save(1, {"mapset": target,
+                          "tmpdir": tmp_path / "db2" / ".tmp"})
+    assert info.meta["files_copied"] == 0
+    assert info.meta["entries_written"] == 0
+
+
+def test_changes_of_the_failed_step_are_undone(job, tmp_path):
+    store, live, tmpdir, kept = job
+    # the failed step: modifies a file in place (same size), adds files and
+    # a dir, removes files, changes a dir's mode, replaces a symlink
+    with open(live / "cell" / "m1", "r+b") as f:
+        f.write(b"\xff")
+    write(live / "cell" / "new", "added")
+    write(live / "cell_misc" / "new" / "range", "1 2")
+    (live / "cellhd" / "m2").unlink()
+    (live / "cell" / "m4").unlink()
+    os.chmod(live / "cell_misc", 0o700)
+    (live / "link").unlink()
+    os.symlink("elsewhere", live / "link")
+    write(live / ".gislock", "lock")
+    write(live / ".tmp" / "host" / "x", "scratch")
+    keep(store, live, tmpdir, kept)
+    target = tmp_path / "db2" / "mapset_b"
+    fresh = SnapshotStore(store.root)
+    report = adopt_kept_mapset(kept, fresh, 0, {
+        "mapset": target, "tmpdir": tmp_path / "db2" / ".tmp"})
+    assert report.files_put_back == 3  # m1, m2, m4 (+ the symlink)
+    assert tree(target) == tree(restored(store, 0, tmp_path))
+    info = fresh.save(1, {"mapset": target,
+                          "tmpdir": tmp_path / "db2" / ".tmp"})
+    assert info.meta["files_copied"] == 0
+
+
+def test_same_stat_but_other_inode_or_ctime_is_put_back(job, tmp_path):
+    store, live, tmpdir, kept = job
+    # same size and mtime, new inode (written and renamed over)
+    write(live / "cell" / ".new", bytes([5]) * 99 + b"\xee")
+    os.rename(live / "cell" / ".new", live / "cell" / "m5")
+    # same inode, size, mtime restored by utime: the ctime tells
+    with open(live / "cell" / "m6", "r+b") as f:
+        f.write(b"\xee")
+    os.utime(live / "cell" / "m6", ns=(OLD_NS, OLD_NS))
+    keep(store, live, tmpdir, kept)
+    target = tmp_path / "db2" / "mapset_b"
+    report = adopt_kept_mapset(kept, SnapshotStore(store.root), 0,
+                               {"mapset": target})
+    assert report.files_put_back == 2
+    assert (target / "cell" / "m5").read_bytes() == bytes([5]) * 100
+    assert (target / "cell" / "m6").read_bytes() == bytes([6]) * 100
+
+
+def test_racy_records_are_put_back(tmp_path):
+    """A file written within the clock tick of the save could change with
+    an equal stat: its record is racy, it is put back."""
+    live = tmp_path / "db" / "m"
+    write(live / "fresh", "just written", mtime_ns=None)
+    write(live / "old", "old")
+    store = SnapshotStore(tmp_path / "res" / "u" / "interim" / "j")
+    store.save(0, {"mapset": live})
+    assert store.live_state().state["mapset"]["fresh"].racy
+    kept = KeptMapset(tmp_path / "res", "u", "j")
+    kept.keep({"mapset": live}, store.live_state().state, {"step": 0})
+    report = adopt_kept_mapset(kept, SnapshotStore(store.root), 0,
+                               {"mapset": tmp_path / "x"})
+    assert (report.files_kept, report.files_put_back) == (1, 1)
+
+
+def test_plan_from_an_earlier_step(job, tmp_path):
+    """The plan starts from step 0 although step 1 was saved last: the
+    kept mapset is made equal to step 0."""
+    store, live, tmpdir, kept = job
+    write(live / "cell" / "m7", "step 1 rewrote it")
+    write(live / "cell" / "later", "made by step 1")
+    store.save(1, {"mapset": live, "tmpdir": tmpdir})
+    keep(store, live, tmpdir, kept)
+    target = tmp_path / "db2" / "mapset_b"
+    report = adopt_kept_mapset(kept, SnapshotStore(store.root), 0,
+                               {"mapset": target})
+    assert report.files_put_back == 1 and report.paths_removed == 2
+    assert tree(target) == tree(restored(store, 0, tmp_path))
+
+
+def test_missing_or_damaged_kept_mapset_is_not_adoptable(job, tmp_path):
+    store, live, tmpdir, kept = job
+    with pytest.raises(NotAdoptable):
+        adopt_kept_mapset(kept, store, 0, {"mapset": tmp_path / "x"})
+    keep(store, live, tmpdir, kept)
+    record = kept.path / RECORD_NAME
+    record.write_bytes(record.read_bytes()[:-3])
+    with pytest.raises(NotAdoptable, match="damaged|truncated"):
+        adopt_kept_mapset(kept, store, 0, {"mapset": tmp_path / "x"})
+    # the claim is gone with it: a damaged kept mapset is tried once
+    assert not kept.exists() and kept.leftovers() == []
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_damaged_object_to_put_back_is_never_used(job, tmp_path):
+    store, live, tmpdir, kept = job
+    write(live / "WIND", "changed by the failed step")
+    keep(store, live, tmpdir, kept)
+    state, _ = store.state(0)
+    obj = store.object_path(state["mapset"]["WIND"].obj)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:
+        f.write(b"X")
+    with pytest.raises(SnapshotDamaged):
+        adopt_kept_mapset(kept, SnapshotStore(store.root), 0,
+                          {"mapset": tmp_path / "x"})
+    assert not kept.exists()
+
+
+def test_interrupted_keep_and_adoption_are_not_kept_mapsets(job, tmp_path):
+    """A keep killed before its last rename, and an adoption killed after
+    its claim, leave names no resume takes for a kept mapset; the job's
+    next keep (or removal) cleans them up."""
+    store, live, tmpdir, kept = job
+    keep(store, live, tmpdir, kept)
+    claimed = kept.claim()  # an adoption killed right after its claim
+    assert claimed is not None and not kept.exists()
+    assert kept.leftovers() == [claimed]
+    assert kept_resource_id(claimed.name) == "job1"
+    with pytest.raises(NotAdoptable):
+        adopt_kept_mapset(kept, store, 0, {"mapset": tmp_path / "x"})
+    half = kept.base / ".job1.keeping-" f"{'0' * 32}"
+    half.mkdir()
+    assert kept_resource_id(half.name) == "job1"
+    kept.remove()
+    assert kept.leftovers() == [] and os.listdir(kept.base) == []
+
+
+def test_keep_moves_back_on_failure(job, tmp_path, monkeypatch):
+    store, live, tmpdir, kept = job
+    import actinia_resume_plugin.store.kept_mapset as km
+
+    real = os.rename
+    calls = []
+
+    def failing(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(18, "Invalid cross-device link")
+        return real(src, dst)
+
+    monkeypatch.setattr(km.os, "rename", failing)
+    with pytest.raises(OSError):
+        keep(store, live, tmpdir, kept)
+    monkeypatch.undo()
+    assert live.is_dir() and tmpdir.is_dir()
+    assert not kept.exists() and os.listdir(kept.base) == []
