@@ -32,6 +32,7 @@ import pytest
 from conftest import SUPERADMIN
 
 from actinia_resume_plugin.store import SnapshotStore
+from actinia_resume_plugin.store.kept_mapset import KeptMapset
 
 ENDPOINTS = {
     "ephemeral": "processing_async",
@@ -160,6 +161,11 @@ def test_damage_keeping_timestamps_never_gives_a_wrong_value(
     gate = tmp_path / "gate"
     client, status_url = failed_job(deployment, endpoint, gate)
     DAMAGE[kind](store_of(deployment, status_url))
+    # the resume restores from the store, not from the failed job's kept
+    # mapset (which needs no stored object it does not put back; see
+    # test_kept_mapsets.py)
+    KeptMapset(deployment.resource_dir, SUPERADMIN[0],
+               status_url.rstrip("/").rsplit("/", 1)[1]).remove()
     if kind == "manifest":
         listed = client.request("GET", "resource_storage").json()
         rid = status_url.rstrip("/").rsplit("/", 1)[1]
