@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SUPERADMIN
+from polling import poll
 
 REGION = {"id": "region", "module": "g.region", "inputs": [
     {"param": k, "value": str(v)} for k, v in
@@ -88,16 +89,6 @@ def kept_dir(dep, user: str, status_url: str) -> Path:
     return dep.resource_dir / user / "kept_mapsets" / rid_of(status_url)
 
 
-def wait_for(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def fresh_results(client, path: str = "processing_async") -> dict:
     doc = client.run_chain(path, FIXED)
     assert doc["status"] == "finished", doc["message"]
@@ -148,7 +139,7 @@ def test_failed_steps_changes_are_undone_in_the_kept_mapset(stack_true):
     assert report["kept_mapset"]["files_kept"] > 0
     assert done["process_results"] == expected
     assert sorted(expected["rasters"]) == ["a", "b", "c"]
-    wait_for(lambda: not kept.exists(), "kept mapset removed after success")
+    poll(lambda: not kept.exists(), "kept mapset removed after success")
     assert rid_of(status_url) not in kept_units(client)
 
 
@@ -186,7 +177,7 @@ def test_fallback_when_the_kept_mapset_is_gone(stack_true, how):
     assert report["kept_mapset"]["adopted"] is False
     assert report["files_put_back"] > 0
     assert done["process_results"] == expected
-    wait_for(lambda: not kept.exists() and not [
+    poll(lambda: not kept.exists() and not [
         n for n in os.listdir(kept.parent) if rid_of(status_url) in n],
         "no leftovers of the kept mapset")
 
@@ -229,7 +220,7 @@ def test_kill_during_adoption_falls_back(stack_true):
         return [n for n in os.listdir(kept.parent)
                 if n.startswith(f".{kept.name}.adopting-")]
 
-    wait_for(claimed, "the adoption's claim", 120)
+    poll(claimed, "the adoption's claim", 120)
     root = stack_true.resource_dir / SUPERADMIN[0] / "interim" / kept.name
     pid = json.loads((root / "job.json").read_text())["worker"]["pid"]
     stack = json.loads((stack_true.data / "run" / "stack.json").read_text())
@@ -252,7 +243,7 @@ def test_kill_during_adoption_falls_back(stack_true):
     assert report["kept_mapset"] == {"adopted": False,
                                      "reason": "no kept mapset"}
     assert done["process_results"]["univar_m"]["mean"] == "1234"
-    wait_for(lambda: not claimed(), "the killed adoption's leftover removed")
+    poll(lambda: not claimed(), "the killed adoption's leftover removed")
 
 
 def test_persistent_job_adopts_its_temporary_mapset(stack_true):
@@ -348,7 +339,7 @@ def test_retention_removes_kept_mapsets(stacks):
 
     age(kept_dir(dep, SUPERADMIN[0], old_kept), 2)
     age(user_dir / "interim" / rid_of(orphan), 2)
-    wait_for(lambda: not kept_dir(dep, SUPERADMIN[0], old_kept).exists()
+    poll(lambda: not kept_dir(dep, SUPERADMIN[0], old_kept).exists()
              and not kept_dir(dep, SUPERADMIN[0], orphan).exists(),
              "retention of kept mapsets", 30)
     assert (user_dir / "interim" / rid_of(old_kept)).is_dir()

@@ -610,20 +610,7 @@ def evict_kept_mapsets(resource_dir, user_id: str, need_bytes: int,
         (u for u in report.of_kind(KIND_KEPT)
          if u.name == u.resource_id and u.name not in keep),
         key=lambda u: u.newest_mtime)
-    result = RemovalResult()
-    for unit in candidates:
-        if result.freed_bytes >= need_bytes:
-            break
-        try:
-            remove_unit(unit)
-        except FileNotFoundError:
-            continue  # adopted or removed meanwhile
-        except OSError as exc:
-            result.errors.append({**unit.to_dict(), "error": str(exc)})
-            continue
-        result.removed.append(unit.to_dict())
-        result.freed_bytes += unit.bytes
-    return result
+    return _remove_oldest(candidates, need_bytes)
 
 
 def evict_unused_interim_results(resource_dir, user_id: str, need_bytes: int,
@@ -640,12 +627,22 @@ def evict_unused_interim_results(resource_dir, user_id: str, need_bytes: int,
         (u for u in report.of_kind(KIND_INTERIM)
          if u.name not in keep and u.job.get("status") == "error"),
         key=lambda u: u.newest_mtime)
+    return _remove_oldest(candidates, need_bytes)
+
+
+def _remove_oldest(candidates: list[StorageUnit],
+                   need_bytes: int) -> RemovalResult:
+    """Remove ``candidates`` in order until ``need_bytes`` are freed (the
+    one eviction loop of kept mapsets and of unused interim results). A
+    unit gone meanwhile (adopted, removed by another sweep) is skipped."""
     result = RemovalResult()
     for unit in candidates:
         if result.freed_bytes >= need_bytes:
             break
         try:
             remove_unit(unit)
+        except FileNotFoundError:
+            continue
         except OSError as exc:
             result.errors.append({**unit.to_dict(), "error": str(exc)})
             continue
