@@ -567,7 +567,7 @@ def adopt(rdc, start_job=None) -> None:
 def continuation_plan(user_id: str, resource_id: str) -> dict:
     """The plan of a continuation: the same chain again, after the newest
     intact interim result (a damaged one is skipped, as for a PUT)."""
-    from actinia_resume_plugin import planner
+    from actinia_resume_plugin import plans
     from actinia_resume_plugin.config import current_config
     from actinia_resume_plugin.store import SnapshotStore, interim_root
     from actinia_resume_plugin.store.job_record import read_job_record
@@ -581,11 +581,11 @@ def continuation_plan(user_id: str, resource_id: str) -> dict:
     snapshots = store.fingerprints()
     failed = (max(snapshots) + 1) if snapshots else 0
     try:
-        plan = planner.plan_with_intact_interim_results(
+        plan = plans.plan_with_intact_interim_results(
             fingerprints, fingerprints, failed, snapshots, store.damage)
-    except planner.ResumeNotPossible:
+    except plans.PlanError:
         return {"start": 0, "restore_snapshot": None}
-    return plan.to_dict()
+    return plan.to_json()
 
 
 def _record_local_job(rdc, start_job) -> None:
