@@ -22,6 +22,7 @@ import pytest
 from conftest import USER, univar
 
 from actinia_resume_plugin.store import SnapshotStore
+from actinia_resume_plugin.store.kept_mapset import KeptMapset
 
 TMPFS_MB = 60
 
@@ -182,6 +183,9 @@ def test_damaged_interim_result_is_never_restored(stack_true, how):
     # there: it is the one object all snapshots share
     target = object_of(store, 3, "fcell/ten")
     damage_object(target, how, donor=object_of(store, 3, "fcell/five"))
+    # the resume restores from the store, not from the failed job's kept
+    # mapset (which needs no stored object it does not put back)
+    KeptMapset(stack_true.resource_dir, USER[0], store.root.name).remove()
 
     fixed = chain(SMALL, 50, "ten")
     plan = client.put(f"{status}?dry_run=true", fixed).json()["plan"]
