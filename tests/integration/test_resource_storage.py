@@ -26,6 +26,8 @@ import stack
 from disk_usage import used_bytes
 from polling import poll
 
+from actinia_resume_plugin.store.kept_mapset import KeptMapset
+
 PASSWORDS = {user: pw for user, pw, _, _ in stack.USERS}
 DAY = 86400
 
@@ -448,6 +450,9 @@ def test_quota_exceeded_stops_saving_and_keeps_snapshots(stacks):
     s = Storage(dep, "resume-user")
     s.delete()
     earlier = s.failed_job()
+    # interim results only: the failed job's kept mapset would be evicted
+    # first under the quota (test_kept_mapset.py tests that)
+    KeptMapset(dep.resource_dir, "resume-user", earlier).remove()
     manifests = sorted((s.interim(earlier) / "steps").glob("*/manifest.json"))
     assert len(manifests) == 2
     stats = {m: (m.stat().st_mtime_ns, m.read_bytes()) for m in manifests}
