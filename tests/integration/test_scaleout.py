@@ -282,7 +282,10 @@ def test_killed_accepted_job_is_not_protected_by_resource_storage(
     assert units[rid_of(status_url)]["job_status"] == "accepted"
     resp = client.request("DELETE", "resource_storage")
     assert resp.status_code == 200, resp.text
-    result = resp.json()["process_results"]
+    # answered as actinia's async DELETE: the final document lists it
+    final = client.wait(resp.json()["urls"]["status"])
+    assert final["status"] == "finished", final
+    result = final["process_results"]
     assert rid_of(status_url) in {u.get("resource_id")
                                   for u in result["removed"]}, result
     assert not result["skipped"], result
