@@ -209,6 +209,20 @@ def _module_plugin_workaround() -> None:
         _say(f"actinia-module-plugin templates from PCTEMPLATES={folder}")
 
 
+def _warm_up_password_context() -> None:
+    """passlib builds actinia's password context lazily on its first use,
+    and two requests authenticating at once in a fresh worker can find it
+    half built (``TypeError: 'NoneType' object is not callable``: a 500
+    for a valid request; schemathesis found it). Use it once here, before
+    the worker serves anything."""
+    try:
+        from actinia_core.core.common.user import pwd_context
+
+        pwd_context.verify("warm-up", pwd_context.hash("warm-up"))
+    except Exception as exc:  # never a reason not to start
+        _say(f"password context not warmed up: {exc}")
+
+
 def create_endpoints(flask_api):
     """Called by actinia-core after its own endpoints are registered."""
     try:
@@ -231,6 +245,7 @@ def create_endpoints(flask_api):
     for endpoint, resource_cls in endpoints.items():
         replace_view(flask_api, endpoint, resource_cls)
     document_operations(flask_api)
+    _warm_up_password_context()
     # [MISC] interim_results_ttl_days: remove expired interim results
     start_retention_thread()
     # actinia's local queue child (forked after this) must not hold the
