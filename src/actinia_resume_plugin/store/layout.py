@@ -33,6 +33,7 @@ __all__ = [
     "JOB_FILE",
     "MANIFEST_NAME",
     "OBJECTS_DIR",
+    "RESOURCE_PREFIX",
     "SEAL_KEY",
     "STEPS_DIR",
     "STEP_DIR_RE",
@@ -42,6 +43,8 @@ __all__ = [
     "unseal",
 ]
 
+#: actinia's resource ids (job roots, exported resource dirs, status URLs)
+RESOURCE_PREFIX = "resource_id-"
 INTERIM_DIR = "interim"
 STEPS_DIR = "steps"
 OBJECTS_DIR = "objects"

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from . import job_record
 from .kept_mapset import KEPT_DIR, kept_resource_id
-from .layout import INTERIM_DIR, OBJECTS_DIR
+from .layout import INTERIM_DIR, OBJECTS_DIR, RESOURCE_PREFIX
 from .snapshot_store import SnapshotStore, rmtree
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "user_storage_dir",
 ]
 
-RESOURCE_PREFIX = "resource_id-"
 DELETED_MARK = ".deleted-"
 DAY = 86400.0
 #: Larger ``olderthan`` values are refused (100 years: surely a mistake).

@@ -474,11 +474,13 @@ def _copy_buffer() -> bytearray:
     return buf
 
 
-def _copy_fd_hashing(fd_src: int, fd_dst: int) -> tuple[str, int, int]:
+def _copy_fd_hashing(fd_src: int, fd_dst: int | None
+                     ) -> tuple[str, int, int]:
     """Copy the rest of ``fd_src`` to ``fd_dst`` through this process,
     hashing the bytes as they pass: the bytes written are the bytes
     hashed, so a restore checks every byte it puts into a live mapset for
     the cost of the copy (xxh3 runs at memory speed and drops the GIL).
+    ``fd_dst=None`` only hashes (the read-back of a kernel copy).
     Returns ``(xxh3-128 hex, bytes, ns spent hashing)``."""
     digest = xxhash.xxh3_128()
     buf = _copy_buffer()
@@ -490,7 +492,7 @@ def _copy_fd_hashing(fd_src: int, fd_dst: int) -> tuple[str, int, int]:
         started = clock()
         digest.update(chunk)
         hashing += clock() - started
-        done = 0
+        done = 0 if fd_dst is not None else n
         while done < n:
             done += os.write(fd_dst, chunk[done:])
         total += n
@@ -521,17 +523,7 @@ def _copy_fd_verified(fd_src: int, fd_dst: int, size: int
         os.ftruncate(fd_dst, 0)
         return _copy_fd_hashing(fd_src, fd_dst)
     os.lseek(fd_dst, 0, os.SEEK_SET)
-    digest = xxhash.xxh3_128()
-    buf = _copy_buffer()
-    view = memoryview(buf)
-    total = hashing = 0
-    clock = time.perf_counter_ns
-    while n := os.readv(fd_dst, [buf]):
-        started = clock()
-        digest.update(view[:n])
-        hashing += clock() - started
-        total += n
-    return digest.hexdigest(), total, hashing
+    return _copy_fd_hashing(fd_dst, None)
 
 
 def _fsync_path(path: PathLike, directory: bool = False) -> None:
