@@ -281,8 +281,7 @@ class Sweeper:
               transient=None):
         """``(model, why)`` when ``iteration`` is the job's latest, still
         ``accepted``/``running``, and its process is provably gone."""
-        from actinia_resume_plugin.store import interim_root
-        from actinia_resume_plugin.store.job_record import read_job_record
+        from actinia_resume_plugin.store import interim_root, read_job_record
         from actinia_resume_plugin.worker.liveness import JobState, judge_job
 
         if _doc(self.resource_logger, user_id, resource_id,
@@ -569,8 +568,11 @@ def continuation_plan(user_id: str, resource_id: str) -> dict:
     intact interim result (a damaged one is skipped, as for a PUT)."""
     from actinia_resume_plugin import plans
     from actinia_resume_plugin.config import current_config
-    from actinia_resume_plugin.store import SnapshotStore, interim_root
-    from actinia_resume_plugin.store.job_record import read_job_record
+    from actinia_resume_plugin.store import (
+        SnapshotStore,
+        interim_root,
+        read_job_record,
+    )
 
     store = SnapshotStore(interim_root(current_config().resource_dir,
                                        user_id, resource_id))

@@ -39,8 +39,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from actinia_resume_plugin import inputs, planner
-from actinia_resume_plugin.store import SnapshotStore, list_job_roots
-from actinia_resume_plugin.store.job_record import JobRecord, read_job_record
+from actinia_resume_plugin.store import (
+    JobRecord,
+    SnapshotStore,
+    list_job_roots,
+    read_job_record,
+)
 
 __all__ = [
     "PlanError",

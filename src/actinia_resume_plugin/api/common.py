@@ -9,7 +9,7 @@ import functools
 from flask import jsonify, make_response
 
 #: actinia's resource ids start with it; URLs may leave it out.
-from actinia_resume_plugin.store.layout import RESOURCE_PREFIX as PREFIX
+from actinia_resume_plugin.store import RESOURCE_PREFIX as PREFIX
 
 
 def full_resource_id(resource_id: str) -> str:

@@ -44,6 +44,7 @@ from actinia_core.rest.resource_storage_management import (
 from actinia_rest_lib.endpoint_config import check_endpoint
 from flask import jsonify, make_response, request
 
+from actinia_resume_plugin import store as rs
 from actinia_resume_plugin.api.common import (
     ApiError,
     answers_api_errors,
@@ -53,7 +54,6 @@ from actinia_resume_plugin.api.common import (
 )
 from actinia_resume_plugin.config import current_config, retention_settings
 from actinia_resume_plugin.kvdb import kvdb_client
-from actinia_resume_plugin.store import resource_storage as rs
 from actinia_resume_plugin.worker.liveness import (
     JobState,
     job_is_alive,
@@ -145,7 +145,7 @@ def _protection(kvdb, resource_dir, user_id, rid, iteration, status):
                         rs.INTERIM_DIR, rid)
     try:
         state, why = judge_job(kvdb, user_id, rid, iteration, status,
-                               rs.read_job_record(root))
+                               rs.read_job_record(root).data)
     except Exception as exc:
         return f"job is {status}; liveness unknown ({exc}); kept"
     if state is JobState.DEAD:

@@ -34,13 +34,14 @@ from actinia_resume_plugin.api.common import (
 from actinia_resume_plugin.api.processing import RESUMABLE_RESOURCES
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
-from actinia_resume_plugin.store import SnapshotStore, interim_root
-from actinia_resume_plugin.store.job_record import (
+from actinia_resume_plugin.store import (
     JobRecord,
+    KeptMapset,
+    SnapshotStore,
     chain_problem,
+    interim_root,
     read_job_record,
 )
-from actinia_resume_plugin.store.kept_mapset import KeptMapset
 from actinia_resume_plugin.worker.liveness import JobState, judge_job
 
 #: The query parameters of PUT; any other is refused (a typo such as

@@ -39,25 +39,21 @@ from actinia_resume_plugin import continuation, inputs, planner, plans
 from actinia_resume_plugin.config import current_config
 from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
+    KeptMapset,
+    NotAdoptable,
     SnapshotBudgetExceeded,
     SnapshotDamaged,
     SnapshotError,
     SnapshotNoSpace,
     SnapshotStore,
-    interim_root,
-)
-from actinia_resume_plugin.store.adoption import (
-    NotAdoptable,
     adopt_kept_mapset,
-)
-from actinia_resume_plugin.store.job_record import read_job_record
-from actinia_resume_plugin.store.kept_mapset import KeptMapset
-from actinia_resume_plugin.store.resource_storage import (
     evict_kept_mapsets,
     evict_unused_interim_results,
+    interim_root,
+    read_job_record,
+    rmtree,
     storage_usage,
 )
-from actinia_resume_plugin.store.snapshot_store import rmtree
 from actinia_resume_plugin.worker import path_guard
 from actinia_resume_plugin.worker.kvdb_retry import RetryingClient
 from actinia_resume_plugin.worker.liveness import Heartbeat, worker_identity
