@@ -15,7 +15,11 @@ from actinia_resume_plugin.store import (
     SnapshotNoSpace,
     SnapshotNotFound,
     SnapshotStore,
+    entry,
+    fsops,
     interim_root,
+    job_record,
+    layout,
     live_listing,
 )
 from actinia_resume_plugin.store import snapshot_store as ss
@@ -244,7 +248,7 @@ def coarse_fs(monkeypatch):
     rewrite with an equal mtime has an identical stat key and only the racy
     rule can catch it."""
     monkeypatch.setattr(
-        ss, "_live_key", lambda st: (st.st_size, st.st_mtime_ns, 0, 0, st.st_mode))
+        entry, "live_key", lambda st: (st.st_size, st.st_mtime_ns, 0, 0, st.st_mode))
     monkeypatch.setattr(live_listing, "KEY_FORMAT", "%y %m %s %T@ 0 0")
 
 
@@ -262,7 +266,7 @@ def test_racy_entry_is_not_trusted(store, live, coarse_fs, tmp_path,
     # the save starts in the clock tick of the write, however loaded the
     # machine (a real save within 10 ms of a write is what the rule is for)
     written = os.stat(db).st_mtime_ns
-    monkeypatch.setattr(ss, "_now_coarse_ns", lambda: written)
+    monkeypatch.setattr(entry, "now_coarse_ns", lambda: written)
     store.save(0, live)
     rewrite_same_stat(db, b"B" * 4096)
     i1 = store.save(1, live)
@@ -273,7 +277,7 @@ def test_racy_entry_is_not_trusted(store, live, coarse_fs, tmp_path,
 
 def test_same_stat_without_racy_rule_would_be_missed(store, live, coarse_fs, monkeypatch, tmp_path):
     """The simulation is real: with the racy rule off the rewrite is missed."""
-    monkeypatch.setattr(ss, "_is_racy", lambda mtime_ns, t0_ns: False)
+    monkeypatch.setattr(entry, "is_racy", lambda mtime_ns, t0_ns: False)
     db = live["mapset"] / "sqlite" / "sqlite.db"
     write(db, b"A" * 4096)
     store.save(0, live)
@@ -290,22 +294,22 @@ def test_racy_but_identical_content_is_not_copied(store, live, coarse_fs):
 
 def test_racy_rule_boundaries():
     t0 = 1_700_000_000_500_000_000
-    margin = ss._RACY_MARGIN_NS
+    margin = entry.RACY_MARGIN_NS
     assert margin >= 10_000_000
-    assert ss._is_racy(t0, t0)
-    assert ss._is_racy(t0 + 5_000_000_000, t0)  # future mtime (clock skew)
-    assert ss._is_racy(t0 - margin + 1, t0)
-    assert not ss._is_racy(t0 - margin - 1_000_001, t0)
-    assert not ss._is_racy(t0 - 60_000_000_000 + 1, t0)
+    assert entry.is_racy(t0, t0)
+    assert entry.is_racy(t0 + 5_000_000_000, t0)  # future mtime (clock skew)
+    assert entry.is_racy(t0 - margin + 1, t0)
+    assert not entry.is_racy(t0 - margin - 1_000_001, t0)
+    assert not entry.is_racy(t0 - 60_000_000_000 + 1, t0)
     # whole-second mtime: file system with 1-2 s granularity -> wider window
-    assert ss._is_racy(1_700_000_000_000_000_000, 1_700_000_001_500_000_000)
-    assert not ss._is_racy(1_700_000_000_000_000_000, 1_700_000_010_000_000_000)
+    assert entry.is_racy(1_700_000_000_000_000_000, 1_700_000_001_500_000_000)
+    assert not entry.is_racy(1_700_000_000_000_000_000, 1_700_000_010_000_000_000)
 
 
 def test_t0_is_read_before_stat(store, live, monkeypatch, coarse_fs, tmp_path):
     """A file whose mtime equals t0 is racy: its same-stat rewrite is seen."""
     fixed = os.stat(live["mapset"] / "WIND").st_mtime_ns
-    monkeypatch.setattr(ss, "_now_coarse_ns", lambda: fixed)
+    monkeypatch.setattr(entry, "now_coarse_ns", lambda: fixed)
     store.save(0, live)
     rewrite_same_stat(live["mapset"] / "WIND", b"proj: 77\n")
     store.save(1, live)
@@ -519,7 +523,7 @@ def test_crash_during_copy_leaves_no_visible_snapshot_and_no_objects(
     write(live["mapset"] / "cell" / "elev", b"\x09" * 1000)
     write(live["mapset"] / "cell" / "new", b"\x08" * 1000)
     calls = {"n": 0}
-    real = ss._copy_hashing
+    real = fsops.copy_hashing
 
     def crashing_copy(src, dst):
         calls["n"] += 1
@@ -527,13 +531,13 @@ def test_crash_during_copy_leaves_no_visible_snapshot_and_no_objects(
             raise RuntimeError("simulated crash")
         return real(src, dst)
 
-    monkeypatch.setattr(ss, "_copy_hashing", crashing_copy)
+    monkeypatch.setattr(fsops, "copy_hashing", crashing_copy)
     with pytest.raises(RuntimeError):
         store.save(1, live)
     assert store.steps() == [0]
     assert object_files(store) == objects_before
     assert (restored(store, 0, tmp_path) / "cell" / "elev").read_bytes() == b"\x01" * 1000
-    monkeypatch.setattr(ss, "_copy_hashing", real)
+    monkeypatch.setattr(fsops, "copy_hashing", real)
     store.save(1, live)
     assert store.steps() == [0, 1]
     assert (restored(store, 1, tmp_path) / "cell" / "elev").read_bytes() == b"\x09" * 1000
@@ -544,9 +548,9 @@ def test_killed_process_leftovers_are_ignored_and_cleaned(store, live):
     dir without manifest."""
     store.save(0, live)
     dead_pid = 2 ** 22 + 12345  # above pid_max default: never alive
-    staging = store.root / f".staging-{ss._HOST}-{dead_pid}-{'a' * 32}"
+    staging = store.root / f".staging-{layout.HOST}-{dead_pid}-{'a' * 32}"
     write(staging / "manifest.json", "partial")
-    tmp_obj = store.root / "objects" / f".tmp-{ss._HOST}-{dead_pid}-{'c' * 32}"
+    tmp_obj = store.root / "objects" / f".tmp-{layout.HOST}-{dead_pid}-{'c' * 32}"
     write(tmp_obj, "partial")
     foreign = store.root / f".staging-otherhost-1-{'b' * 32}"
     write(foreign / "x", "in progress elsewhere")
@@ -638,7 +642,7 @@ def test_enospc_while_writing_removes_what_was_written(store, live, monkeypatch)
     objects_before = object_files(store)
     write(live["mapset"] / "cell" / "a", b"a" * 100)
     write(live["mapset"] / "cell" / "b", b"b" * 100)
-    real = ss._copy_hashing
+    real = fsops.copy_hashing
     calls = {"n": 0}
 
     def full_disk(src, dst):
@@ -647,7 +651,7 @@ def test_enospc_while_writing_removes_what_was_written(store, live, monkeypatch)
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(src, dst)
 
-    monkeypatch.setattr(ss, "_copy_hashing", full_disk)
+    monkeypatch.setattr(fsops, "copy_hashing", full_disk)
     with pytest.raises(SnapshotNoSpace):
         store.save(1, live)
     assert store.steps() == [0] and object_files(store) == objects_before
@@ -686,7 +690,7 @@ def test_delete_delete_all_and_discard(store, live):
     trash = store.discard()
     assert not store.root.exists() and trash.exists()
     assert trash.name.startswith(".job1.deleted-")
-    ss.rmtree(trash)
+    fsops.rmtree(trash)
     assert store.list() == []
     store.delete_all()  # idempotent
 
@@ -698,7 +702,7 @@ def test_job_json_atomic(store, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ss.os, "replace", boom)
+    monkeypatch.setattr(fsops.os, "replace", boom)
     with pytest.raises(OSError):
         store.write_job({"status": "other"})
     monkeypatch.undo()
@@ -712,7 +716,7 @@ def test_copy_fallback_without_copy_file_range(store, live, tmp_path, monkeypatc
     def nope(*a):
         raise OSError(errno.EXDEV, "cross device")
 
-    monkeypatch.setattr(ss.os, "copy_file_range", nope)
+    monkeypatch.setattr(fsops.os, "copy_file_range", nope)
     out = restored(store, 0, tmp_path)
     assert (out / "cell" / "elev").read_bytes() == b"\x01" * 1000
     assert os.stat(out / "cell" / "elev").st_mtime_ns == OLD_NS
@@ -757,8 +761,8 @@ def test_verify_reads_every_object_whatever_its_stat(store, live, tmp_path, monk
     other = reused_by_another_job(store, live, tmp_path)
     assert os.stat(obj_of(store, 0, "cell/elev")).st_nlink == 2
     hashed = []
-    real = ss._hash_file
-    monkeypatch.setattr(ss, "_hash_file",
+    real = fsops.hash_file
+    monkeypatch.setattr(fsops, "hash_file",
                         lambda path: hashed.append(path) or real(path))
     SnapshotStore(store.root).verify(0)
     other.verify(1)
@@ -841,7 +845,7 @@ def test_job_record_changed_keeping_timestamps_is_missing(store):
     in_place_keeping_times(path, lambda p: p.write_bytes(
         p.read_bytes().replace(b'"failed_step":3', b'"failed_step":1')))
     assert store.read_job() is None
-    record = ss.read_job_record(store.root)
+    record = job_record.read_job_record(store.root)
     assert "does not match its checksum" in record.notice()
 
 
