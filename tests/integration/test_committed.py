@@ -20,28 +20,9 @@ from conftest import SUPERADMIN
 
 from actinia_resume_plugin.store import KeptMapset, SnapshotStore
 
-
-def chain(gate: Path) -> dict:
-    """region (step 0), ten (1), five (2), a gate that fails while
-    ``gate`` is missing (3), r.univar of ten (4)."""
-    def mapcalc(name, value):
-        return {"id": name, "module": "r.mapcalc", "inputs": [
-            {"param": "expression", "value": f"{name} = {value}"}]}
-    return {"version": "1", "list": [
-        {"id": "region", "module": "g.region", "inputs": [
-            {"param": "n", "value": "228500"},
-            {"param": "s", "value": "215000"},
-            {"param": "w", "value": "630000"},
-            {"param": "e", "value": "645000"},
-            {"param": "rows", "value": "20"},
-            {"param": "cols", "value": "20"}]},
-        mapcalc("ten", "10.0"),
-        mapcalc("five", "5.0"),
-        {"id": "gate", "exe": "ls", "params": [str(gate)]},
-        {"id": "univar", "module": "r.univar", "flags": "g",
-         "inputs": [{"param": "map", "value": "ten"}],
-         "stdout": {"id": "stats", "format": "kv", "delimiter": "="}},
-    ]}
+# the chain of the damage tests: region (step 0), ten (1), five (2), a gate
+# that fails while its path is missing (3), r.univar of ten (4)
+from tests.integration.test_damage import chain
 
 
 def break_seal(store: SnapshotStore, step: int) -> None:

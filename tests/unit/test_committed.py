@@ -22,17 +22,11 @@ from actinia_resume_plugin.store import (
     read_job_record,
     scan_user_storage,
 )
+from tests.unit.test_plans_for_jobs import chain
 
 USER = "alice"
 RID = "resource_id-agree"
 PROJECT = "nc"
-
-
-def chain(*expressions: str) -> dict:
-    return {"version": "1", "list": [
-        {"id": f"s{i}", "module": "r.mapcalc",
-         "inputs": [{"param": "expression", "value": expr}]}
-        for i, expr in enumerate(expressions)]}
 
 
 FAILING = chain("a = 1", "b = a", "c = b", "d = nosuchmap")
