@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from . import fsops
 from .entry import Entry, LiveState
@@ -156,7 +156,7 @@ class ObjectStore:
             raise SnapshotDamaged(step, name, rel, problem)
 
     def problem(self, item: Entry, content: bool = False,
-                sizes: dict | None = None) -> str | None:
+                sizes: Mapping[str, int] | None = None) -> str | None:
         """What is wrong with the object of ``item`` (None: intact).
         ``sizes`` (``{object: size}`` of the regular files below
         ``objects/``, from a walk the caller made anyway) saves the

@@ -236,14 +236,13 @@ class SnapshotStore:
         below ``objects/``, from a walk the caller makes anyway) saves the
         ``lstat`` per object."""
         cache: dict = {}
-        sizes = None if object_sizes is None else dict(object_sizes)
 
         def delta_problems(manifest: Manifest) -> list[tuple]:
             return [(name, rel, why)
                     for name, (_mode, changed, _removed)
                     in manifest.parts.items()
                     for rel, item in changed.items() if item.kind == "f"
-                    and (why := self._objects.problem(item, sizes=sizes))]
+                    and (why := self._objects.problem(item, sizes=object_sizes))]
 
         return survey_steps(
             self._manifests.candidate_steps(),
