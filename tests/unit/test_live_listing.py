@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-from actinia_resume_plugin.store import SnapshotStore, live_listing
-from actinia_resume_plugin.store import snapshot_store as ss
+from actinia_resume_plugin.store import SnapshotStore, entry, live_listing, scan
 
 pytestmark = pytest.mark.skipif(
     live_listing._find_command(".", (), ()) is None,
@@ -38,11 +37,10 @@ def odd_tree(base):
 
 
 def plan_state(tmp_path, src, use_find):
-    store = SnapshotStore(tmp_path / f"store-{use_find}")
-    plan = ss._SavePlan({}, {}, {}, [], 0)
-    method = store._plan_part_listed if use_find else store._plan_part_walked
+    plan = scan.SavePlan({}, {}, {}, [], 0)
+    method = scan.plan_part_listed if use_find else scan.plan_part_walked
     plan.fresh["mapset"] = []
-    entries = method("mapset", str(src), ss._now_coarse_ns(), {}, plan)
+    entries = method("mapset", str(src), entry.now_coarse_ns(), {}, plan)
     return {rel: e.content() for rel, e in entries.items()}, plan
 
 
@@ -67,7 +65,7 @@ def test_unchanged_files_are_recognised_from_find_keys(tmp_path):
     (src / "with space").write_text("changed")
     info = store.save(1, {"mapset": src})
     assert info.meta["files_copied"] == 1
-    assert isinstance(store._live.state["mapset"]["ünïcödé"].live, str)
+    assert isinstance(store.live_state().state["mapset"]["ünïcödé"].live, str)
 
 
 def test_a_failing_find_falls_back_without_counting_twice(tmp_path, monkeypatch):
@@ -77,8 +75,7 @@ def test_a_failing_find_falls_back_without_counting_twice(tmp_path, monkeypatch)
     key = "f 644 1 1.0 1 1.0"
     monkeypatch.setattr(live_listing, "_find_command", lambda *a: [
         "sh", "-c", f"printf '{key}\\0with space\\0'; exit 1"])
-    plan = SnapshotStore(tmp_path / "store")._plan({"mapset": src},
-                                                   ss._now_coarse_ns())
+    plan = scan.plan_save({"mapset": src}, entry.now_coarse_ns(), None)
     files = [p for p in src.rglob("*") if p.is_file() and not p.is_symlink()
              and ".tmp/" not in str(p) and ".gislock" not in str(p)]
     assert sorted(rel for _, rel, _ in plan.new_files) == sorted(

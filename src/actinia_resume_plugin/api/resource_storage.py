@@ -141,8 +141,7 @@ def _protection(kvdb, resource_dir, user_id, rid, iteration, status):
         except Exception as exc:
             return f"job liveness unknown ({exc}); kept"
         return "job is running (its worker is alive)" if alive else None
-    root = os.path.join(rs.user_storage_dir(resource_dir, user_id),
-                        rs.INTERIM_DIR, rid)
+    root = rs.interim_root(resource_dir, user_id, rid)
     try:
         state, why = judge_job(kvdb, user_id, rid, iteration, status,
                                rs.read_job_record(root).data)

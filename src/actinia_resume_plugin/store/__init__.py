@@ -14,11 +14,28 @@ worker or the planner. Two faces:
 """
 
 from .adoption import NotAdoptable, adopt_kept_mapset
+from .errors import (
+    SnapshotBudgetExceeded,
+    SnapshotDamaged,
+    SnapshotError,
+    SnapshotNoSpace,
+    SnapshotNotFound,
+)
+from .fsops import rmtree
 from .job_record import JobRecord, chain_problem, read_job_record
 from .kept_mapset import KeptMapset
-from .layout import INTERIM_DIR, RESOURCE_PREFIX
-from .resource_storage import (
+from .layout import (
+    EXCLUDED_DIR_NAMES,
+    EXCLUDED_FILE_NAMES,
+    INTERIM_DIR,
+    RESOURCE_PREFIX,
     check_user_id,
+    interim_root,
+    list_job_roots,
+    user_storage_dir,
+)
+from .manifest import SnapshotInfo
+from .resource_storage import (
     clean_user_storage,
     evict_kept_mapsets,
     evict_unused_interim_results,
@@ -26,22 +43,8 @@ from .resource_storage import (
     parse_olderthan,
     scan_user_storage,
     storage_usage,
-    user_storage_dir,
 )
-from .snapshot_store import (
-    EXCLUDED_DIR_NAMES,
-    EXCLUDED_FILE_NAMES,
-    SnapshotBudgetExceeded,
-    SnapshotDamaged,
-    SnapshotError,
-    SnapshotInfo,
-    SnapshotNoSpace,
-    SnapshotNotFound,
-    SnapshotStore,
-    interim_root,
-    list_job_roots,
-    rmtree,
-)
+from .snapshot_store import SnapshotStore
 
 __all__ = [
     "EXCLUDED_DIR_NAMES",

@@ -42,23 +42,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import live_listing
+from . import entry, live_listing, scan
+from .entry import Entry
+from .errors import SnapshotError
+from .fsops import rmtree
 from .kept_mapset import (
     KeptMapset,
     KeptRecord,
     content_string,
     stat_key_string,
 )
-from .snapshot_store import (
-    EXCLUDED_DIR_NAMES,
-    EXCLUDED_FILE_NAMES,
-    Entry,
-    SnapshotError,
-    SnapshotStore,
-    _is_racy,
-    _now_coarse_ns,
-    rmtree,
-)
+from .layout import EXCLUDED_DIR_NAMES, EXCLUDED_FILE_NAMES
+from .snapshot_store import SnapshotStore
 
 __all__ = ["AdoptionReport", "NotAdoptable", "adopt_kept_mapset"]
 
@@ -126,7 +121,7 @@ def adopt_kept_mapset(kept: KeptMapset, store: SnapshotStore, step: int,
         same = info is not None and info.id == record.snapshot_id
         names = sorted(n for n in targets if n in state)
         report = AdoptionReport()
-        t0 = _now_coarse_ns()
+        t0 = entry.now_coarse_ns()
         live_state = {}
         for name in names:
             live_state[name] = _repair_part(
@@ -202,10 +197,10 @@ def _repair_part(store, step, name, part_dir: Path, planned: dict, mode: int,
         os.mkdir(os.path.join(top, rel), 0o700)
         entries[rel] = planned[rel]
     files = []
-    for rel, entry in missing:
-        if entry.kind != "d":
+    for rel, item in missing:
+        if item.kind != "d":
             writable.parent_of(top, rel)
-            files.append((rel, os.path.join(top, rel), entry))
+            files.append((rel, os.path.join(top, rel), item))
     report.files_kept += sum(1 for e in entries.values() if e.kind == "f")
     report.files_put_back += sum(1 for f in files if f[2].kind == "f")
     entries.update(store.put_back(step, name, files, t0))
@@ -244,7 +239,7 @@ def _compare(listing, top: str, planned: dict, known: dict,
                         # Entry(..., live=key, racy=...) without _replace's
                         # cost (100,000 files)
                         entries[rel] = new(Entry, want[:8] + (
-                            key, _is_racy(want.mtime_ns, t0)))
+                            key, entry.is_racy(want.mtime_ns, t0)))
                     else:
                         repair.remove_files.append(rel)
                 elif kind == "d":
@@ -276,33 +271,12 @@ def _readlink(path: str) -> str | None:
 
 
 def _walk(top: str):
-    """The Python walk where GNU find cannot list (busybox): the same
-    ``[key, rel, …]`` chunk in the same pre-order (a dir right before its
-    contents), keys from ``lstat`` in ``find``'s text form."""
-    yield _walk_dir(top, "")
-
-
-def _walk_dir(top: str, rel_dir: str) -> list[str]:
-    out: list[str] = []
-    try:
-        with os.scandir(os.path.join(top, rel_dir)) as it:
-            items = list(it)
-    except FileNotFoundError:
-        return out
-    for item in items:
-        if item.name in EXCLUDED_FILE_NAMES:
-            continue
-        try:
-            st = item.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(st.st_mode) and item.name in EXCLUDED_DIR_NAMES:
-            continue
-        rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
-        out += [stat_key_string(st), rel]
-        if stat.S_ISDIR(st.st_mode):
-            out += _walk_dir(top, rel)
-    return out
+    """The Python walk where GNU find cannot list (busybox): the save's
+    walk (:func:`.scan.walk_tree`, a dir right before its contents) as the
+    same ``[key, rel, …]`` chunk ``find`` gives, keys from ``lstat`` in
+    ``find``'s text form."""
+    yield [field for rel, _path, st in scan.walk_tree(top)
+           for field in (stat_key_string(st), rel)]
 
 
 class _Writable:

@@ -15,7 +15,8 @@ job's first iteration in actinia's resource logger) or from the first step,
 and the plan's ``notice`` says what was ignored and why.
 
 The same module holds the shape check of a process chain
-(:func:`chain_problem`), used for a stored chain and for a PUT body alike.
+(:func:`chain_problem`), used for a stored chain and for a PUT body alike,
+and the one writer (:func:`write_job_record`: sealed, atomic).
 
 Plain Python, no Flask, no actinia imports.
 """
@@ -26,7 +27,9 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from . import fsops
 from .layout import JOB_FILE, SealBroken, unseal
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "nesting_problem",
     "parse_job_record",
     "read_job_record",
+    "write_job_record",
 ]
 
 #: A record larger than this is not read (process chains are kilobytes).
@@ -237,6 +241,15 @@ def read_job_record(root) -> JobRecord:
     if problem:
         return JobRecord(problems=[problem], found=True)
     return parse_job_record(doc)
+
+
+def write_job_record(root, record: dict) -> None:
+    """Replace ``job.json`` below the job root ``root`` (created if
+    needed) by ``record`` as sealed JSON, atomically (tmp file, fsync,
+    rename): a reader sees the old record or the new one, never a part."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fsops.write_json_atomic(root / JOB_FILE, record)
 
 
 def _unreadable(exc: OSError) -> str:

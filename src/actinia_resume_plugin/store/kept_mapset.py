@@ -53,10 +53,10 @@ from pathlib import Path
 
 import xxhash
 
-from .snapshot_store import _fsync_path, rmtree
+from . import fsops
+from .layout import KEPT_DIR, check_component
 
 __all__ = [
-    "KEPT_DIR",
     "KeptMapset",
     "KeptRecord",
     "RECORD_NAME",
@@ -64,7 +64,6 @@ __all__ = [
     "kept_resource_id",
 ]
 
-KEPT_DIR = "kept_mapsets"
 RECORD_NAME = "live-record"
 RECORD_VERSION = 1
 KEEPING = "keeping"
@@ -222,8 +221,8 @@ class KeptMapset:
 
     def __init__(self, resource_dir, user_id: str, resource_id: str):
         for value in (user_id, resource_id):
-            if (not value or value in (".", "..") or "/" in value
-                    or "\0" in value or value.startswith(".")):
+            # a hidden name is one being kept, adopted or removed
+            if check_component(value, "id").startswith("."):
                 raise ValueError(f"invalid id: {value!r}")
         self.resource_id = resource_id
         self.base = Path(resource_dir) / user_id / KEPT_DIR
@@ -274,16 +273,16 @@ class KeptMapset:
                 handle.write(record)
                 handle.flush()
                 os.fsync(handle.fileno())
-            _fsync_path(staging, directory=True)
+            fsops.fsync_path(staging, directory=True)
             os.rename(staging, self.path)
-            _fsync_path(self.base, directory=True)
+            fsops.fsync_path(self.base, directory=True)
         except BaseException:
             for src, dst in reversed(moved):
                 try:
                     os.rename(dst, src)
                 except OSError:
                     pass
-            rmtree(staging)
+            fsops.rmtree(staging)
             raise
         return self.path
 
@@ -347,4 +346,4 @@ class KeptMapset:
     def remove(self) -> None:
         """Remove the kept mapset and the job's leftovers now."""
         for path in self.discard_all():
-            rmtree(path)
+            fsops.rmtree(path)

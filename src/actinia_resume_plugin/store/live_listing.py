@@ -28,7 +28,7 @@ __all__ = ["KEY_FORMAT", "ListingUnavailable", "list_tree"]
 
 #: The stat key ``find`` prints for each path. Type and permission bits come
 #: first (the lister reads them), then size, mtime, inode and ctime: what
-#: ``snapshot_store._live_key`` compares for the Python walk.
+#: :func:`.entry.live_key` compares for the Python walk.
 KEY_FORMAT = "%y %m %s %T@ %i %C@"
 
 #: Bytes read from ``find`` at most at a time: parsing what has arrived

@@ -35,14 +35,22 @@ import os
 import re
 import stat
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import job_record
-from .kept_mapset import KEPT_DIR, kept_resource_id
-from .layout import INTERIM_DIR, OBJECTS_DIR, RESOURCE_PREFIX
-from .snapshot_store import SnapshotStore, rmtree
+from .fsops import rmtree
+from .job_record import read_job_record
+from .kept_mapset import kept_resource_id
+from .layout import (
+    DELETED_MARK,
+    INTERIM_DIR,
+    KEPT_DIR,
+    OBJECTS_DIR,
+    RESOURCE_PREFIX,
+    deleted_name,
+    user_storage_dir,
+)
+from .snapshot_store import SnapshotStore
 
 __all__ = [
     "MAX_OLDERTHAN_DAYS",
@@ -57,10 +65,8 @@ __all__ = [
     "remove_units",
     "scan_user_storage",
     "storage_usage",
-    "user_storage_dir",
 ]
 
-DELETED_MARK = ".deleted-"
 DAY = 86400.0
 #: Larger ``olderthan`` values are refused (100 years: surely a mistake).
 MAX_OLDERTHAN_DAYS = 36500
@@ -76,20 +82,6 @@ _DIGITS_RE = re.compile(r"^[0-9]+$")
 #: ``protect(user_id, resource_ids) -> {resource_id: reason}``: the jobs
 #: whose units must not be removed (running, accepted) and why.
 ProtectFn = Callable[[str, list], Mapping[str, str]]
-
-
-def check_user_id(user_id: str) -> str:
-    """A user id usable as one path component (ids come from URLs)."""
-    user_id = str(user_id)
-    if (not user_id or user_id in (".", "..") or "/" in user_id
-            or "\\" in user_id or "\0" in user_id):
-        raise ValueError(f"invalid user id: {user_id!r}")
-    return user_id
-
-
-def user_storage_dir(resource_dir, user_id: str) -> str:
-    """``{resource_dir}/{user_id}``."""
-    return os.path.join(str(resource_dir), check_user_id(user_id))
 
 
 def parse_olderthan(value) -> int | None:
@@ -228,13 +220,6 @@ def _snapshot_steps(root: str, object_sizes: dict | None = None
         return SnapshotStore(root).survey(object_sizes)
     except OSError:
         return [], {}
-
-
-def read_job_record(root: str) -> dict:
-    """The intact fields of the job record (job.json) of a job root, ``{}``
-    if it is missing or unreadable (one rule for every reader: see
-    :mod:`.job_record`; a symlinked job.json is not followed)."""
-    return job_record.read_job_record(root).data
 
 
 @dataclass
@@ -431,7 +416,8 @@ def _unit(kind: str, name: str, path: str, seen: set) -> StorageUnit:
                        files=tally.files, newest_mtime=tally.newest_mtime)
     if kind == KIND_INTERIM:
         unit.steps, unit.damaged = _snapshot_steps(path, objects)
-        unit.job = read_job_record(path)
+        # the intact fields (one rule for every reader: :mod:`.job_record`)
+        unit.job = read_job_record(path).data
     return unit
 
 
@@ -466,8 +452,7 @@ def remove_unit(unit: StorageUnit) -> None:
         target = unit.path
     else:
         parent, name = os.path.split(unit.path)
-        target = os.path.join(
-            parent, f".{name}{DELETED_MARK}{uuid.uuid4().hex}")
+        target = os.path.join(parent, deleted_name(name))
         os.rename(unit.path, target)
     if os.path.isdir(target) and not os.path.islink(target):
         rmtree(target)

@@ -1,0 +1,166 @@
+# SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a manifest and the in-memory state record per path, and when a
+live file's stat can be trusted.
+
+An :class:`Entry` is one path of a part (file, directory or symlink). The
+writing process also keeps, per file, the *live key* (the stat fields that
+change on any write) it saw at its last save or restore: a file with an
+equal key is unchanged, unless the key was *racy* (git's rule: taken within
+the clock tick of a write, so a later rewrite could leave the stat as it
+was; :func:`is_racy`). Racy entries are compared by content instead.
+
+Helpers are called through this module (``entry.is_racy(...)``), so tests
+can patch them where they are looked up.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .layout import is_object_name
+
+__all__ = [
+    "RACY_MIN_MARGIN_NS",
+    "Entry",
+    "LiveState",
+    "is_racy",
+    "live_key",
+    "now_coarse_ns",
+]
+
+
+class Entry(NamedTuple):
+    """One path of a part.
+
+    ``kind`` is ``f`` (file), ``d`` (directory) or ``l`` (symlink). Files
+    record their content (``obj``: xxh3-128 hex of the bytes) and the stat
+    the object had when it was stored (``oino``, ``octime``: kept in the
+    format, never trusted: a timestamp cannot prove bytes are intact, the
+    hash is checked on every restore). ``live`` is the stat key of
+    the live file (in memory only, never written) and ``racy`` whether it
+    was taken too close to a write to be trusted.
+    """
+
+    kind: str
+    mode: int
+    size: int = 0
+    mtime_ns: int = 0
+    obj: str = ""
+    oino: int = 0
+    octime: int = 0
+    target: str = ""
+    live: tuple = ()
+    racy: bool = False
+
+    def content(self) -> tuple:
+        """What a restore reproduces: a change here belongs in a delta."""
+        return (self.kind, self.mode, self.size, self.mtime_ns, self.obj,
+                self.target)
+
+    def to_json(self) -> list:
+        """The manifest form (without the in-memory live key)."""
+        if self.kind == "f":
+            return ["f", self.mode, self.size, self.mtime_ns, self.obj,
+                    self.oino, self.octime]
+        if self.kind == "l":
+            return ["l", self.mode, self.target]
+        return ["d", self.mode]
+
+    @classmethod
+    def from_json(cls, doc) -> Entry:
+        """Parse a manifest entry; ValueError for anything malformed."""
+        if not isinstance(doc, list) or not doc:
+            raise ValueError("entry is not a list")
+        kind = doc[0]
+        # ``type(v) is int`` (not isinstance): bool is no int here, and a
+        # manifest of 100,000 entries is parsed in a fraction of a second
+        if kind == "f" and len(doc) == 7:
+            _, mode, size, mtime_ns, obj, oino, octime = doc
+            if (type(mode) is int and type(size) is int  # noqa: E721
+                    and type(mtime_ns) is int and type(oino) is int  # noqa: E721
+                    and type(octime) is int  # noqa: E721
+                    and is_object_name(obj)):
+                return cls("f", mode, size, mtime_ns, obj, oino, octime)
+        if kind == "l" and len(doc) == 3 and _is_int(doc[1]) \
+                and isinstance(doc[2], str):
+            return cls("l", doc[1], target=doc[2])
+        if kind == "d" and len(doc) == 2 and _is_int(doc[1]):
+            return cls("d", doc[1])
+        raise ValueError(f"malformed entry {doc!r:.80}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class LiveState:
+    """What the writing process knows about the live dirs: the full state
+    of the snapshot it last saved, restored or adopted (its base for the
+    next delta), with the live stat of each file then."""
+
+    step: int
+    id: str
+    state: dict  # part -> {rel: Entry}
+    modes: dict  # part -> mode of the part's top dir
+    sources: dict  # part -> realpath of the live dir
+    objects: dict = field(default_factory=dict)  # obj -> (oino, octime)
+    # objects dir of another job's store the state's objects are in (a
+    # restore for reuse across jobs); the next save takes them over
+    foreign: str | None = None
+
+
+# --------------------------------------------------------------------------
+# clock / racy rule
+# --------------------------------------------------------------------------
+
+_CLOCK_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", None)
+
+
+def now_coarse_ns() -> int:
+    """Wall clock as the kernel uses it for file timestamps.
+
+    Linux stamps files from the *coarse* realtime clock, which may lag
+    ``time.time_ns()`` by up to one tick; reading the same clock avoids a
+    file written "after" t0 getting an mtime that looks older than t0.
+    """
+    if _CLOCK_COARSE is not None:
+        return time.clock_gettime_ns(_CLOCK_COARSE)
+    return time.time_ns()
+
+
+def _coarse_res_ns() -> int:
+    if _CLOCK_COARSE is not None:
+        return int(time.clock_getres(_CLOCK_COARSE) * 1e9)
+    return 1_000_000
+
+
+#: Minimum window before t0 in which an mtime is considered racy.
+RACY_MIN_MARGIN_NS = 10_000_000
+RACY_MARGIN_NS = max(2 * _coarse_res_ns(), RACY_MIN_MARGIN_NS)
+
+
+def is_racy(mtime_ns: int, t0_ns: int) -> bool:
+    """Could the file be rewritten later *without* its stat changing?
+
+    ``t0_ns`` is read before any file of the save is stat-ed. A write after
+    t0 gets an mtime >= t0 (same coarse clock), so only files whose mtime is
+    within the clock's granularity of t0 (or in the future: clock skew on
+    network file systems) can hide a later rewrite behind an identical stat.
+    A timestamp that is a whole second suggests a file system with 1 s (or,
+    FAT, 2 s) granularity; then a 2 s window is used in addition.
+    """
+    margin = RACY_MARGIN_NS
+    if mtime_ns % 1_000_000_000 == 0:
+        margin += 2_000_000_000
+    return mtime_ns >= t0_ns - margin
+
+
+def live_key(st: os.stat_result) -> tuple:
+    """The stat fields that must be equal for a file to count as unchanged."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns,
+            st.st_mode)
