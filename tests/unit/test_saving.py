@@ -298,13 +298,15 @@ def test_terminated_jobs_are_not_kept(job):
     assert job.store.steps() == [0]
 
 
+def saved_with_room(job, room: int) -> SavingPolicy:
+    """Step 0 saved; a policy whose quota leaves ``room`` bytes now."""
+    policy(job).save(0)
+    return policy(job,
+                  quota_gb=(storage_usage(job.res / "u") + room) / 1024**3)
+
+
 def test_a_kept_mapset_stays_within_the_quota(job):
-    saving = policy(job)
-    saving.save(0)
-    saving.config = ResumeConfig(
-        save_interim_results=True, resource_dir=str(job.res),
-        resource_quota_gb=(storage_usage(job.res / "u") + 10) / 1024**3)
-    saving._budget = None
+    saving = saved_with_room(job, 10)
     saving.job_failed(1, 0, error=True, mapset_name="mapset_a")
     assert not job.kept.exists()
     assert "not kept: grass_resource_quota" in job.log.text()
@@ -312,12 +314,7 @@ def test_a_kept_mapset_stays_within_the_quota(job):
 
 def test_a_kept_mapset_of_another_job_goes_first(job):
     other = other_job_kept(job)
-    saving = policy(job)
-    saving.save(0)
-    saving.config = ResumeConfig(
-        save_interim_results=True, resource_dir=str(job.res),
-        resource_quota_gb=(storage_usage(job.res / "u") + 500) / 1024**3)
-    saving._budget = None
+    saving = saved_with_room(job, 500)
     saving.keep_mapset("mapset_a")
     assert job.kept.exists() and not other.exists()
 
