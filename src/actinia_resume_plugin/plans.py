@@ -9,7 +9,7 @@ This is the one place that decides it, for every caller:
 * a POST with ``?reuse=`` (api/reuse.py): :func:`plan_reuse_of`,
   :func:`plan_reuse_best`;
 * the worker, when the planned interim result is damaged or gone by the
-  time the job runs (worker/processing.py): :func:`replan`,
+  time the job runs (worker/restoring.py): :func:`replan`,
   :func:`reuse_gone`.
 
 Each returns one :class:`ResumePlan`; it becomes JSON only where it leaves
