@@ -17,8 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import doc_examples as rx
 import pytest
+
+from . import doc_examples as rx
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

@@ -27,30 +27,21 @@ from pathlib import Path
 
 import pytest
 import stack
-from conftest import USER
 
 from actinia_resume_plugin.store import SnapshotStore
 
+from .chains import chain as chain_of
+from .chains import mapcalc, univar
+from .deployments import USER
+
 STRANGER = ("resume-userb", "resume-userb-pw")
-
-
-def mapcalc(step_id: str, expression: str) -> dict:
-    return {"id": step_id, "module": "r.mapcalc",
-            "inputs": [{"param": "expression", "value": expression}]}
-
-
-def univar(step_id: str, raster: str) -> dict:
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": raster}],
-            "stdout": {"id": "stats", "format": "kv", "delimiter": "="}}
 
 
 def chain(fixed: bool) -> dict:
     """Two saved steps, then r.univar of a map that exists only when
     ``fixed``."""
-    return {"version": "1", "list": [
-        mapcalc("a", "a=5"), mapcalc("b", "b=a*2"),
-        univar("stats", "b" if fixed else "no_such_map")]}
+    return chain_of(mapcalc("a", "a=5"), mapcalc("b", "b=a*2"),
+                    univar("stats", "b" if fixed else "no_such_map"))
 
 
 def interim_root(dep, status_url: str) -> Path:

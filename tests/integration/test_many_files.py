@@ -22,6 +22,9 @@ from pathlib import Path
 
 from actinia_resume_plugin.store import SnapshotStore
 
+from .chains import box_region, chain, sh, univar
+from .jobs import put_until_not
+
 ASYNC = "processing_async"
 BATCH = 100
 BATCHES = 5  # 500 maps per step
@@ -36,26 +39,17 @@ def many_maps(step_id: str, prefix: str, offset: int) -> dict:
         f'echo "{prefix}_${{b}}_$i = float($b * {BATCH} + $i) / 3 + {offset}"; '
         "i=$((i+1)); done | r.mapcalc file=- --quiet || exit 1; "
         "b=$((b+1)); done")
-    return {"id": step_id, "exe": "/bin/sh", "params": ["-c", script]}
-
-
-def univar(step_id: str, raster: str) -> dict:
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": raster}],
-            "stdout": {"id": step_id, "format": "kv", "delimiter": "="}}
+    return sh(step_id, script)
 
 
 def many_files_chain() -> dict:
-    return {"version": "1", "list": [
-        {"id": "region", "module": "g.region", "inputs": [
-            {"param": k, "value": str(v)} for k, v in
-            {"n": 228500, "s": 215000, "w": 630000, "e": 645000,
-             "rows": 4, "cols": 4}.items()]},
+    return chain(
+        box_region(4, 4),
         many_maps("many_a", "a", 0),
         many_maps("many_b", "b", 1000),
         univar("univar_a", "a_3_42"),
         univar("univar_b", "b_4_99"),
-    ]}
+    )
 
 
 def interim_dir(dep, status_url: str) -> Path:
@@ -122,12 +116,7 @@ def test_many_files_kill_mid_save_resume_and_clean_up(stack_true, tmp_path):
     assert files >= 5000, files
 
     # if the job still shows as running, the PUT waits for the heartbeat
-    deadline = time.monotonic() + 30
-    while True:
-        resp = client.put(url)
-        if resp.status_code != 404 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    resp = put_until_not(client, url)
     assert resp.status_code == 200, resp.text
     doc = client.wait(url, iteration=2, timeout=300)
     assert doc["status"] == "finished", doc["message"]

@@ -28,7 +28,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import USER, load_chain, univar
+
+from .chains import load_chain
+from .deployments import USER
+from .jobs import univar_of
 
 MODES = ["stack_true", "stack_onerror"]
 
@@ -188,7 +191,7 @@ def test_persistent_endpoint(deployment, missing_dir):
     done = client.wait(status_url, iteration=2)
     assert done["status"] == "finished", done["message"]
     assert done["resume"]["steps"][0]["action"] == "reused"
-    stats = univar(client, f"baum@{mapset}")
+    stats = univar_of(client, f"baum@{mapset}")
     assert float(stats["mean"]) == 5.0 and stats["n"] == "2025000"
 
 
