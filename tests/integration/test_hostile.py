@@ -22,11 +22,11 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import stack
+from polling import poll
 
 from actinia_resume_plugin.store import SnapshotStore
 
@@ -321,10 +321,7 @@ def _restart_valkey(dep) -> None:
     state = json.loads(state_path.read_text())
     old = state["pids"][0]
     os.killpg(old, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while stack.process_running(old):
-        assert time.monotonic() < deadline, "valkey did not stop"
-        time.sleep(0.1)
+    poll(lambda: not stack.process_running(old), "valkey to stop", 20)
     env = dict(os.environ)
     pid = stack.spawn(stack.valkey_command(dep.data, state["valkey_port"]),
                       dep.data / "logs" / "valkey.log", env, dep.data)

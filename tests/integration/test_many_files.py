@@ -20,6 +20,8 @@ import signal
 import time
 from pathlib import Path
 
+from polling import poll
+
 from actinia_resume_plugin.store import SnapshotStore
 
 from .chains import box_region, chain, sh, univar
@@ -132,13 +134,10 @@ def test_many_files_kill_mid_save_resume_and_clean_up(stack_true, tmp_path):
     # (after `finished` was sent), and so do renamed temp databases
     interim = store.parent
     temp_db = stack_true.data / "workspace" / "temp_db"
-    deadline = time.monotonic() + 120
-    while True:
+    def leftovers():
         left = [n for n in os.listdir(interim)
                 if n == store.name or (n.startswith(f".{store.name}.")
                                        and ".deleted-" in n)]
-        left += [n for n in os.listdir(temp_db) if ".removing-" in n]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert left == [], left
+        return left + [n for n in os.listdir(temp_db) if ".removing-" in n]
+    poll(lambda: not leftovers(),
+         "the interim root and renamed temp databases to go", 120)
