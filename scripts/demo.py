@@ -10,8 +10,8 @@ of a PUT with the fixed chain (config/examples/pc_noerror.json,
 reused and which ran, and how much time that saved compared with running
 the whole chain again.
 
-It is a plain client of actinia's HTTP API (requests), the same calls as
-the README's curl examples:
+It is a plain client of actinia's HTTP API (scripts/actinia_client.py, the
+client the tests use), the same calls as the README's curl examples:
 
     .venv/bin/python scripts/demo.py [BASE_URL] [--auth USER:PASSWORD]
                                      [--resource-dir DIR]
@@ -27,29 +27,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import requests
+from actinia_client import ActiniaClient, project_url_part
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
 PROJECT = "nc_spm_08"
-FINAL_STATES = ("finished", "error", "terminated", "timeout")
 
 
-class Actinia:
-    """The few HTTP calls the demo makes, as one user."""
-
-    def __init__(self, base: str, auth: tuple[str, str]):
-        self.base = base.rstrip("/")
-        self.auth = auth
+class Actinia(ActiniaClient):
+    """The shared client; :meth:`call` answers the JSON document and stops
+    the demo with a message when actinia cannot be reached or refuses."""
 
     def call(self, method: str, url: str, **kwargs) -> dict:
-        if not url.startswith("http"):
-            url = f"{self.base}/{url}"
         try:
-            resp = requests.request(method, url, auth=self.auth, timeout=60,
-                                    **kwargs)
+            resp = self.request(method, url, **kwargs)
         except requests.ConnectionError as exc:
             raise SystemExit(f"cannot reach actinia at {url}: {exc}") from None
         doc = resp.json()
@@ -58,22 +51,9 @@ class Actinia:
         return doc
 
     def projects_url(self) -> tuple[str, str]:
-        """`locations` for GRASS < 8.4, `projects` from 8.4 on (actinia
-        serves only the form the installed GRASS supports)."""
+        """The GRASS version and the projects part of the URLs."""
         grass = self.call("GET", "version")["grass_version"]["version"]
-        major_minor = tuple(int(x) for x in grass.split(".")[:2])
-        return grass, "locations" if major_minor < (8, 4) else "projects"
-
-    def wait(self, status_url: str, timeout: float = 300) -> dict:
-        """Poll the status URL until the latest iteration has ended."""
-        deadline = time.monotonic() + timeout
-        while True:
-            doc = self.call("GET", status_url)
-            if doc.get("status") in FINAL_STATES:
-                return doc
-            if time.monotonic() > deadline:
-                raise SystemExit(f"job not ended after {timeout} s: {doc}")
-            time.sleep(0.5)
+        return grass, project_url_part(grass)
 
 
 # ------------------------------------------------------------------ output
@@ -139,7 +119,7 @@ def post_failing_chain(api: Actinia, projects: str, chain: dict) -> dict:
     status_url = api.call("POST", url, json=chain)["urls"]["status"]
     show(f"status URL: {status_url}")
     show("waiting for the job ...")
-    doc = api.wait(status_url)
+    doc = api.wait(status_url, timeout=300)
     show(f"status: {doc['status']} after {doc.get('time_delta', 0):.1f} s: "
          f"{doc['message']}")
     failed = (doc.get("process_log") or [{}])[-1]
@@ -191,7 +171,7 @@ def resume(api: Actinia, status_url: str, fixed: dict) -> dict:
     answer = api.call("PUT", status_url, json=fixed)
     show(f"PUT {status_url} -> iteration {answer.get('iteration')} "
          f"{answer['status']}")
-    doc = api.wait(status_url)
+    doc = api.wait(status_url, timeout=300)
     show(f"status: {doc['status']} after {doc.get('time_delta', 0):.1f} s: "
          f"{doc['message']}")
     return doc
@@ -245,7 +225,7 @@ def main(argv=None) -> int:
     parser.add_argument("--resource-dir", default=None,
                         help="actinia's grass_resource_dir (for the path)")
     args = parser.parse_args(argv)
-    api = Actinia(args.url, tuple(args.auth.split(":", 1)))
+    api = Actinia(args.url.rstrip("/"), *args.auth.split(":", 1))
     failing = json.loads((EXAMPLES / "pc_error.json").read_text())
     fixed = json.loads((EXAMPLES / "pc_noerror.json").read_text())
 

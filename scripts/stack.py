@@ -6,7 +6,7 @@
 One data directory holds everything of a deployment: the rendered actinia
 config, the GRASS database with the sample project, user/tmp databases, the
 resource storage, logs and the pids of what was started. The demo
-(`scripts/start.sh`) and the test fixtures (`tests/conftest.py`) both use this
+(`scripts/start.sh`) and the test fixtures (`tests/integration/deployments.py`) both use this
 module, so the tests run exactly the deployment an operator would run.
 
     stack.py start --data DIR [--port P] [--valkey-port Q]

@@ -39,12 +39,31 @@ Plain Python: valkey, rq and actinia's resource logger; no Flask.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import pickle
 import threading
 import time
 
-from actinia_resume_plugin import keys
+import rq
+import valkey
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.registry import (
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    StartedJobRegistry,
+)
+
+from actinia_resume_plugin import keys, plans
+from actinia_resume_plugin.config import current_config
+from actinia_resume_plugin.kvdb import kvdb_client
+from actinia_resume_plugin.store import interim_root, read_job_record
+from actinia_resume_plugin.worker.liveness import JobState, judge_job
+
+# actinia_core is imported where a job is run again, not here: its queue
+# module registers an atexit hook when imported (process_queue), which the
+# API's sweep thread and the unit tests of this module do not want.
 
 #: rq job meta key of the plugin: which job/iteration the rq job runs and
 #: how often it was continued.
@@ -97,9 +116,7 @@ def mark_transient(iteration, kind: str) -> None:
     """In the worker: the rq job's iteration ended with ``kind`` (see
     :func:`transient_failure`), for the sweep to continue it."""
     try:
-        from rq import get_current_job
-
-        job = get_current_job()
+        job = rq.get_current_job()
     except Exception:
         job = None
     if job is None:
@@ -168,13 +185,6 @@ class Sweeper:
     def sweep(self) -> list[dict]:
         """One pass over the started and failed registries of every rq
         queue; returns what was decided (for logs and tests)."""
-        from rq import Queue
-        from rq.registry import (
-            FailedJobRegistry,
-            FinishedJobRegistry,
-            StartedJobRegistry,
-        )
-
         decided = []
         if self.local:
             for key in self.kvdb.scan_iter(match=keys.local_job("*", "*"),
@@ -183,7 +193,7 @@ class Sweeper:
                 if outcome:
                     decided.append(outcome)
             return decided
-        for queue in Queue.all(connection=self.queue_kvdb):
+        for queue in rq.Queue.all(connection=self.queue_kvdb):
             registries = (StartedJobRegistry, FailedJobRegistry) + (
                 (FinishedJobRegistry,) if self.transient else ())
             for registry_cls in registries:
@@ -198,10 +208,6 @@ class Sweeper:
         return decided
 
     def _consider(self, registry, job_id: str) -> dict | None:
-        from rq.exceptions import NoSuchJobError
-        from rq.job import Job
-        from rq.registry import FailedJobRegistry, FinishedJobRegistry
-
         try:
             job = Job.fetch(job_id, connection=self.queue_kvdb)
         except NoSuchJobError:
@@ -281,9 +287,6 @@ class Sweeper:
               transient=None):
         """``(model, why)`` when ``iteration`` is the job's latest, still
         ``accepted``/``running``, and its process is provably gone."""
-        from actinia_resume_plugin.store import interim_root, read_job_record
-        from actinia_resume_plugin.worker.liveness import JobState, judge_job
-
         if _doc(self.resource_logger, user_id, resource_id,
                 iteration + 1) is not None:
             return None  # a later iteration exists
@@ -394,8 +397,6 @@ class _RqJob:
     def run_again(self, info: dict) -> None:
         """rq's requeue: the same rq job (its pickled arguments) back into
         its own queue; rq hands it to one live worker of that queue."""
-        from rq.exceptions import InvalidJobOperation
-
         self.job.meta[META_KEY] = info
         self.job.save_meta()
         try:
@@ -407,8 +408,6 @@ class _RqJob:
     def give_up(self) -> None:
         """Leave the job to rq's failed registry (where rq keeps jobs that
         will not run again) and never look at it again."""
-        from rq.registry import FailedJobRegistry, StartedJobRegistry
-
         if isinstance(self.registry, StartedJobRegistry):
             self.registry.remove(self.job)
             FailedJobRegistry(self.job.origin,
@@ -439,17 +438,14 @@ class _LocalJob:
         return True
 
     def run_again(self, info: dict) -> None:
-        import importlib
-
         from actinia_core.core.common.kvdb_interface import enqueue_job
 
         rdc = self.record["rdc"]
         module, name = self.record["func"].split(":")
         func = getattr(importlib.import_module(module), name)
         rdc.iteration = info["iteration"]
-        rdc.resume_plan = {**continuation_plan(info["user_id"],
-                                               info["resource_id"]),
-                           "continued": info["continued"]}
+        rdc.resume_plan = _continuation_plan(
+            info["user_id"], info["resource_id"], info["continued"])
         self.sweeper.kvdb.set(self.key, pickle.dumps(
             {**self.record, "info": info}), ex=keys.PICKED_TTL_SECONDS)
         enqueue_job(self.record["timeout"], func, rdc)
@@ -498,10 +494,7 @@ def start_sweeper_thread(actinia_config, resume_config):
     _started.set()
 
     def make_sweeper():
-        import valkey
         from actinia_core.core.resources_logger import ResourceLogger
-
-        from actinia_resume_plugin.kvdb import kvdb_client
 
         kwargs = {"host": actinia_config.KVDB_SERVER_URL,
                   "port": int(actinia_config.KVDB_SERVER_PORT)}
@@ -538,9 +531,7 @@ def adopt(rdc, start_job=None) -> None:
     again.
     """
     try:
-        from rq import get_current_job
-
-        job = get_current_job()
+        job = rq.get_current_job()
     except Exception:
         job = None
     if job is None:
@@ -559,43 +550,22 @@ def adopt(rdc, start_job=None) -> None:
     if not continued or int(info["iteration"]) <= iteration:
         return
     rdc.iteration = int(info["iteration"])
-    rdc.resume_plan = {**continuation_plan(rdc.user_id, rdc.resource_id),
-                       "continued": continued}
+    rdc.resume_plan = _continuation_plan(rdc.user_id, rdc.resource_id,
+                                         continued)
 
 
-def continuation_plan(user_id: str, resource_id: str) -> dict:
-    """The plan of a continuation: the same chain again, after the newest
-    intact interim result (a damaged one is skipped, as for a PUT)."""
-    from actinia_resume_plugin import plans
-    from actinia_resume_plugin.config import current_config
-    from actinia_resume_plugin.store import (
-        SnapshotStore,
-        interim_root,
-        read_job_record,
-    )
-
-    store = SnapshotStore(interim_root(current_config().resource_dir,
-                                       user_id, resource_id))
-    job = read_job_record(store.root)
-    fingerprints = job.get("fingerprints") or []
-    if not fingerprints:  # no job record: the chain runs from its start
-        return {"start": 0, "restore_snapshot": None}
-    snapshots = store.fingerprints()
-    failed = (max(snapshots) + 1) if snapshots else 0
-    try:
-        plan = plans.plan_with_intact_interim_results(
-            fingerprints, fingerprints, failed, snapshots, store.damage)
-    except plans.PlanError:
-        return {"start": 0, "restore_snapshot": None}
-    return plan.to_json()
+def _continuation_plan(user_id: str, resource_id: str, continued) -> dict:
+    """The plan of the continuation (plans.py) as the worker receives it,
+    with what ``resume.continued`` reports."""
+    plan = plans.plan_continuation(current_config().resource_dir, user_id,
+                                   resource_id)
+    return {**plan.to_json(), "continued": continued}
 
 
 def _record_local_job(rdc, start_job) -> None:
     """The job's arguments and iteration, for :class:`_LocalJob`."""
     try:
         from actinia_core.core.common.config import global_config
-
-        from actinia_resume_plugin.kvdb import kvdb_client
 
         plan = getattr(rdc, "resume_plan", None) or {}
         continued = plan.get("continued") or {}

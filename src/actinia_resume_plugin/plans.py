@@ -10,7 +10,9 @@ This is the one place that decides it, for every caller:
   :func:`plan_reuse_best`;
 * the worker, when the planned interim result is damaged or gone by the
   time the job runs (worker/restoring.py): :func:`replan`,
-  :func:`reuse_gone`.
+  :func:`reuse_gone`;
+* a job that continues by itself after its worker was lost
+  (continuation.py): :func:`plan_continuation`.
 
 Each returns one :class:`ResumePlan`; it becomes JSON only where it leaves
 the process (:meth:`ResumePlan.to_json`: the dry-run answer and the queue to
@@ -42,6 +44,7 @@ from actinia_resume_plugin import inputs, planner
 from actinia_resume_plugin.store import (
     JobRecord,
     SnapshotStore,
+    interim_root,
     list_job_roots,
     read_job_record,
 )
@@ -53,6 +56,7 @@ __all__ = [
     "ReuseRefused",
     "at_failure_notice",
     "plan_checked",
+    "plan_continuation",
     "plan_for_job",
     "plan_from_interim_results",
     "plan_resume",
@@ -600,3 +604,29 @@ def reuse_gone(number_of_steps: int, why: str | None = None) -> ResumePlan:
                "runs from the first step")
     plan.add_notice(why, first=True)
     return plan
+
+
+# --------------------------------------------------------------------------
+# a continuation after worker loss
+# --------------------------------------------------------------------------
+
+
+def plan_continuation(resource_dir: str | Path, user_id: str,
+                      resource_id: str) -> ResumePlan:
+    """The plan of a continuation (continuation.py: the job's worker was
+    lost and the job runs again by itself): the same chain again, after the
+    newest intact interim result (a damaged one is skipped, as for a PUT).
+    From the first step when the job has no record or no plan can be
+    made."""
+    store = SnapshotStore(interim_root(resource_dir, user_id, resource_id))
+    fingerprints = read_job_record(store.root).get("fingerprints") or []
+    from_the_start = ResumePlan(start=0, restore_interim_result=None)
+    if not fingerprints:
+        return from_the_start
+    snapshots = store.fingerprints()
+    failed = (max(snapshots) + 1) if snapshots else 0
+    try:
+        return plan_with_intact_interim_results(
+            fingerprints, fingerprints, failed, snapshots, store.damage)
+    except PlanError:
+        return from_the_start

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import load_chain
 
 from actinia_resume_plugin.store import SnapshotStore, interim_root
+
+from .chains import load_chain
 
 N_CELLS = 1350 * 1500
 

@@ -36,7 +36,6 @@ import time
 
 import pytest
 import stack
-from conftest import USER, load_chain
 
 from actinia_resume_plugin import continuation
 from actinia_resume_plugin.worker import liveness
@@ -52,6 +51,10 @@ from integration.test_scaleout import (
     store_of,
 )
 
+from .chains import chain as chain_of
+from .chains import load_chain, mapcalc, sleep, univar
+from .deployments import USER
+
 MAX_ATTEMPTS = 2
 
 
@@ -66,16 +69,12 @@ def stack_cont(stacks):
 def chain(long_sleep: int = 8) -> dict:
     """r.mapcalc, a 1 s sleep, a long sleep (the step that is killed),
     r.univar of the map."""
-    return {"version": "1", "list": [
-        {"id": "r_mapcalc", "module": "r.mapcalc",
-         "inputs": [{"param": "expression", "value": "baum=5"}]},
-        {"id": "sleep_short", "exe": "sleep", "params": ["1"]},
-        {"id": "sleep_long", "exe": "sleep", "params": [str(long_sleep)]},
-        {"id": "r_univar", "module": "r.univar", "flags": "g",
-         "inputs": [{"param": "map", "value": "baum"}],
-         "stdout": {"id": "univar_baum", "format": "kv",
-                    "delimiter": "="}},
-    ]}
+    return chain_of(
+        mapcalc("r_mapcalc", "baum=5"),
+        sleep("sleep_short", 1),
+        sleep("sleep_long", long_sleep),
+        univar("r_univar", "baum", "univar_baum"),
+    )
 
 
 def iterations(client, status_url) -> dict:

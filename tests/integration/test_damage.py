@@ -29,10 +29,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import SUPERADMIN
 
 from actinia_resume_plugin.store import SnapshotStore
 from actinia_resume_plugin.store.kept_mapset import KeptMapset
+
+from .chains import box_region, mapcalc, univar
+from .chains import chain as chain_of
+from .chains import gate as gate_step
+from .deployments import SUPERADMIN
 
 ENDPOINTS = {
     "ephemeral": "processing_async",
@@ -44,24 +48,13 @@ ENDPOINTS = {
 def chain(gate: Path) -> dict:
     """region, ten = 10, five = 5, a gate that fails while ``gate`` is
     missing, r.univar of ten."""
-    def mapcalc(name, value):
-        return {"id": name, "module": "r.mapcalc", "inputs": [
-            {"param": "expression", "value": f"{name} = {value}"}]}
-    return {"version": "1", "list": [
-        {"id": "region", "module": "g.region", "inputs": [
-            {"param": "n", "value": "228500"},
-            {"param": "s", "value": "215000"},
-            {"param": "w", "value": "630000"},
-            {"param": "e", "value": "645000"},
-            {"param": "rows", "value": "40"},
-            {"param": "cols", "value": "40"}]},
-        mapcalc("ten", "10.0"),
-        mapcalc("five", "5.0"),
-        {"id": "gate", "exe": "ls", "params": [str(gate)]},
-        {"id": "univar", "module": "r.univar", "flags": "g",
-         "inputs": [{"param": "map", "value": "ten"}],
-         "stdout": {"id": "stats", "format": "kv", "delimiter": "="}},
-    ]}
+    return chain_of(
+        box_region(40, 40),
+        mapcalc("ten", "ten = 10.0"),
+        mapcalc("five", "five = 5.0"),
+        gate_step(gate),
+        univar("univar", "ten", "stats"),
+    )
 
 
 def keeping_times(path: Path, change) -> None:

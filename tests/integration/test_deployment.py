@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Issue: a real actinia deployment with our plugin."""
 
-from conftest import load_chain
+from .chains import load_chain
 
 
 def test_version_lists_our_plugin(stack_true):

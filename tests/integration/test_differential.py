@@ -41,6 +41,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from .chains import box_region
+
 PROFILE = os.environ.get("RESUME_DIFFERENTIAL", "short")
 #: per mode and endpoint (4 combinations)
 EXAMPLES = int(os.environ.get("RESUME_DIFFERENTIAL_EXAMPLES")
@@ -71,10 +73,7 @@ echo end
 
 
 def region():
-    return {"id": "region", "module": "g.region", "inputs": [
-        {"param": "n", "value": "228500"}, {"param": "s", "value": "215000"},
-        {"param": "w", "value": "630000"}, {"param": "e", "value": "645000"},
-        {"param": "rows", "value": "10"}, {"param": "cols", "value": "10"}]}
+    return box_region(10, 10)
 
 
 def inventory():

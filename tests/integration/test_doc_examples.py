@@ -3,7 +3,7 @@
 """Issue #15: the curl examples of the README and of docs/ run as written,
 and the demo of scripts/start.sh (scripts/demo.py) shows the main job.
 
-The examples run unchanged (tests/doc_examples.py extracts the marked
+The examples run unchanged (doc_examples.py extracts the marked
 bash blocks) against a deployment of their own, with URL and AUTH set to
 it; their output is compared with the answers the pages show. The README's
 walkthrough runs first, in a shell of its own; then the pages of docs/ in
@@ -17,8 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import doc_examples as rx
 import pytest
+
+from . import doc_examples as rx
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

@@ -19,10 +19,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import USER, univar
 
 from actinia_resume_plugin.store import SnapshotStore
 from actinia_resume_plugin.store.kept_mapset import KeptMapset
+
+from .chains import box_region, mapcalc, univar
+from .chains import chain as chain_of
+from .deployments import USER
+from .jobs import univar_of
 
 TMPFS_MB = 60
 
@@ -30,21 +34,11 @@ TMPFS_MB = 60
 def chain(names_values, side: int, last: str) -> dict:
     """g.region side x side, one DCELL random raster per name (~8*side²
     bytes each), then r.univar of ``last``."""
-    steps = [{"id": "region", "module": "g.region", "inputs": [
-        {"param": "n", "value": "228500"}, {"param": "s", "value": "215000"},
-        {"param": "w", "value": "630000"}, {"param": "e", "value": "645000"},
-        {"param": "rows", "value": str(side)},
-        {"param": "cols", "value": str(side)}]}]
-    for name, value in names_values:
-        steps.append({"id": name, "module": "r.mapcalc", "inputs": [
-            {"param": "expression",
-             "value": f"{name} = {value} + rand(0.0, 0.001)"}],
-            "flags": "s"})
-    steps.append({"id": "univar", "module": "r.univar", "flags": "g",
-                  "inputs": [{"param": "map", "value": last}],
-                  "stdout": {"id": "stats", "format": "kv",
-                             "delimiter": "="}})
-    return {"version": "1", "list": steps}
+    return chain_of(
+        box_region(side, side),
+        *(mapcalc(name, f"{name} = {value} + rand(0.0, 0.001)", "s")
+          for name, value in names_values),
+        univar("univar", last, "stats"))
 
 
 BIG = [(f"big{i}", i) for i in range(1, 6)]  # 5 x ~18 MB > 60 MiB
@@ -119,7 +113,7 @@ def test_full_disk_persistent_job_writes_its_mapset(full_true):
                             chain(BIG, 1500, "big2"), timeout=300)
     assert done["status"] == "finished", done["message"]
     assert "no longer saved" in done["message"]
-    assert 4.0 <= float(univar(client, f"big4@{mapset}")["mean"]) < 4.001
+    assert 4.0 <= float(univar_of(client, f"big4@{mapset}")["mean"]) < 4.001
     assert leftovers(full_true.resource_dir) == []
 
 

@@ -16,35 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import load_chain
 from polling import poll
+
+from .chains import chain, load_chain, mapcalc, region, univar
+from .jobs import put_until_not
 
 ASYNC = "processing_async"
 
 
 # --------------------------------------------------------------- helpers
-def mapcalc(step_id: str, expression: str) -> dict:
-    return {"id": step_id, "module": "r.mapcalc",
-            "inputs": [{"param": "expression", "value": expression}]}
-
-
-def univar(step_id: str, raster: str) -> dict:
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": raster}],
-            "stdout": {"id": step_id, "format": "kv", "delimiter": "="}}
-
-
-def region(step_id: str = "region", **params) -> dict:
-    params = params or {"raster": "elevation@PERMANENT"}
-    return {"id": step_id, "module": "g.region",
-            "inputs": [{"param": k, "value": str(v)}
-                       for k, v in params.items()]}
-
-
-def chain(*steps) -> dict:
-    return {"version": "1", "list": list(steps)}
-
-
 def steps_by_action(doc: dict) -> dict:
     return {s["id"]: s["action"] for s in doc["resume"]["steps"]}
 
@@ -409,12 +389,7 @@ def test_worker_killed_mid_snapshot(stack_true):
     last = int(max(complete))
 
     # if the job still shows as running, the PUT waits for the heartbeat
-    deadline = time.monotonic() + 30
-    while True:
-        resp = client.put(url)
-        if resp.status_code != 404 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    resp = put_until_not(client, url)
     assert resp.status_code == 200, resp.text
     doc = client.wait(url, iteration=2, timeout=300)
     assert doc["status"] == "finished", doc["message"]

@@ -17,9 +17,10 @@ import urllib.parse
 from collections import Counter
 
 import pytest
-from conftest import USER
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from .deployments import USER
 
 EXAMPLES = 200
 SETTINGS = settings(

@@ -22,35 +22,26 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import stack
-from conftest import USER
+from polling import poll
 
 from actinia_resume_plugin.store import SnapshotStore
 
+from .chains import chain as chain_of
+from .chains import mapcalc, univar
+from .deployments import USER
+
 STRANGER = ("resume-userb", "resume-userb-pw")
-
-
-def mapcalc(step_id: str, expression: str) -> dict:
-    return {"id": step_id, "module": "r.mapcalc",
-            "inputs": [{"param": "expression", "value": expression}]}
-
-
-def univar(step_id: str, raster: str) -> dict:
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": raster}],
-            "stdout": {"id": "stats", "format": "kv", "delimiter": "="}}
 
 
 def chain(fixed: bool) -> dict:
     """Two saved steps, then r.univar of a map that exists only when
     ``fixed``."""
-    return {"version": "1", "list": [
-        mapcalc("a", "a=5"), mapcalc("b", "b=a*2"),
-        univar("stats", "b" if fixed else "no_such_map")]}
+    return chain_of(mapcalc("a", "a=5"), mapcalc("b", "b=a*2"),
+                    univar("stats", "b" if fixed else "no_such_map"))
 
 
 def interim_root(dep, status_url: str) -> Path:
@@ -330,10 +321,7 @@ def _restart_valkey(dep) -> None:
     state = json.loads(state_path.read_text())
     old = state["pids"][0]
     os.killpg(old, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while stack.process_running(old):
-        assert time.monotonic() < deadline, "valkey did not stop"
-        time.sleep(0.1)
+    poll(lambda: not stack.process_running(old), "valkey to stop", 20)
     env = dict(os.environ)
     pid = stack.spawn(stack.valkey_command(dep.data, state["valkey_port"]),
                       dep.data / "logs" / "valkey.log", env, dep.data)

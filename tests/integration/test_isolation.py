@@ -19,21 +19,18 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import USER
 
 from actinia_resume_plugin.store import SnapshotStore
+
+from .chains import chain, mapcalc, univar
+from .deployments import USER
 
 VICTIM = ("resume-user2", "resume-user2-pw")
 
 
 def victim_chain(last: str) -> dict:
-    return {"version": "1", "list": [
-        {"id": "r_mapcalc", "module": "r.mapcalc",
-         "inputs": [{"param": "expression", "value": "secret = 42"}]},
-        {"id": "r_univar", "module": "r.univar", "flags": "g",
-         "inputs": [{"param": "map", "value": last}],
-         "stdout": {"id": "stats", "format": "kv", "delimiter": "="}},
-    ]}
+    return chain(mapcalc("r_mapcalc", "secret = 42"),
+                 univar("r_univar", last, "stats"))
 
 
 def listing(root) -> dict:

@@ -26,13 +26,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import SUPERADMIN
 from polling import poll
 
-REGION = {"id": "region", "module": "g.region", "inputs": [
-    {"param": k, "value": str(v)} for k, v in
-    {"n": 228500, "s": 215000, "w": 630000, "e": 645000,
-     "rows": 60, "cols": 80}.items()]}
+from .chains import box_region, mapcalc, sh, univar
+from .deployments import SUPERADMIN
+from .jobs import put_until_not
+
+REGION = box_region(60, 80)
 
 #: The failed step: modifies cell/a in place (and sets its mtime back: only
 #: the ctime tells), adds the raster `extra`, removes the raster `b`.
@@ -43,21 +43,6 @@ DESTRUCTIVE = (
     'conv=notrunc 2>/dev/null; touch -r "$M/.tmp/ref" "$M/cell/a"; '
     'r.mapcalc expression="extra = 7" || exit 2; '
     'g.remove -f type=raster name=b || exit 2; exit 1')
-
-
-def mapcalc(step_id: str, expression: str) -> dict:
-    return {"id": step_id, "module": "r.mapcalc",
-            "inputs": [{"param": "expression", "value": expression}]}
-
-
-def univar(step_id: str, name: str) -> dict:
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": name}],
-            "stdout": {"id": step_id, "format": "kv", "delimiter": "="}}
-
-
-def sh(step_id: str, script: str) -> dict:
-    return {"id": step_id, "exe": "/bin/sh", "params": ["-c", script]}
 
 
 def chain(middle: dict) -> dict:
@@ -228,12 +213,8 @@ def test_kill_during_adoption_falls_back(stack_true):
     os.kill(pid, signal.SIGKILL)
     assert claimed(), "killed after the adoption: widen the window"
 
-    deadline = time.monotonic() + 60
-    while True:
-        resp = client.put(status_url, kill_chain({"id": "ok", "exe": "true"}))
-        if resp.status_code != 409 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    resp = put_until_not(client, status_url,
+                         kill_chain({"id": "ok", "exe": "true"}), 409, 60, 0.5)
     assert resp.status_code == 200, resp.text
     done = client.wait(status_url, iteration=3, timeout=300)
     assert done["status"] == "finished", done["message"]

@@ -20,7 +20,12 @@ import signal
 import time
 from pathlib import Path
 
+from polling import poll
+
 from actinia_resume_plugin.store import SnapshotStore
+
+from .chains import box_region, chain, sh, univar
+from .jobs import put_until_not
 
 ASYNC = "processing_async"
 BATCH = 100
@@ -36,26 +41,17 @@ def many_maps(step_id: str, prefix: str, offset: int) -> dict:
         f'echo "{prefix}_${{b}}_$i = float($b * {BATCH} + $i) / 3 + {offset}"; '
         "i=$((i+1)); done | r.mapcalc file=- --quiet || exit 1; "
         "b=$((b+1)); done")
-    return {"id": step_id, "exe": "/bin/sh", "params": ["-c", script]}
-
-
-def univar(step_id: str, raster: str) -> dict:
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": raster}],
-            "stdout": {"id": step_id, "format": "kv", "delimiter": "="}}
+    return sh(step_id, script)
 
 
 def many_files_chain() -> dict:
-    return {"version": "1", "list": [
-        {"id": "region", "module": "g.region", "inputs": [
-            {"param": k, "value": str(v)} for k, v in
-            {"n": 228500, "s": 215000, "w": 630000, "e": 645000,
-             "rows": 4, "cols": 4}.items()]},
+    return chain(
+        box_region(4, 4),
         many_maps("many_a", "a", 0),
         many_maps("many_b", "b", 1000),
         univar("univar_a", "a_3_42"),
         univar("univar_b", "b_4_99"),
-    ]}
+    )
 
 
 def interim_dir(dep, status_url: str) -> Path:
@@ -122,12 +118,7 @@ def test_many_files_kill_mid_save_resume_and_clean_up(stack_true, tmp_path):
     assert files >= 5000, files
 
     # if the job still shows as running, the PUT waits for the heartbeat
-    deadline = time.monotonic() + 30
-    while True:
-        resp = client.put(url)
-        if resp.status_code != 404 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    resp = put_until_not(client, url)
     assert resp.status_code == 200, resp.text
     doc = client.wait(url, iteration=2, timeout=300)
     assert doc["status"] == "finished", doc["message"]
@@ -143,13 +134,10 @@ def test_many_files_kill_mid_save_resume_and_clean_up(stack_true, tmp_path):
     # (after `finished` was sent), and so do renamed temp databases
     interim = store.parent
     temp_db = stack_true.data / "workspace" / "temp_db"
-    deadline = time.monotonic() + 120
-    while True:
+    def leftovers():
         left = [n for n in os.listdir(interim)
                 if n == store.name or (n.startswith(f".{store.name}.")
                                        and ".deleted-" in n)]
-        left += [n for n in os.listdir(temp_db) if ".removing-" in n]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert left == [], left
+        return left + [n for n in os.listdir(temp_db) if ".removing-" in n]
+    poll(lambda: not leftovers(),
+         "the interim root and renamed temp databases to go", 120)

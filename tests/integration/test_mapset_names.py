@@ -16,27 +16,11 @@ import uuid
 
 import pytest
 
+from .chains import box_region, gate, mapcalc, univar
+
 
 def region():
-    return {"id": "region", "module": "g.region", "inputs": [
-        {"param": "n", "value": "228500"}, {"param": "s", "value": "215000"},
-        {"param": "w", "value": "630000"}, {"param": "e", "value": "645000"},
-        {"param": "rows", "value": "20"}, {"param": "cols", "value": "20"}]}
-
-
-def mapcalc(step_id, expression):
-    return {"id": step_id, "module": "r.mapcalc",
-            "inputs": [{"param": "expression", "value": expression}]}
-
-
-def univar(step_id, raster):
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": raster}],
-            "stdout": {"id": step_id, "format": "kv", "delimiter": "="}}
-
-
-def gate(path):
-    return {"id": "gate", "exe": "ls", "params": [str(path)]}
+    return box_region(20, 20)
 
 
 def mask_chain(tmp_path, missing):

@@ -18,10 +18,11 @@ import pytest
 import rasterio
 import requests
 import stack
-from conftest import load_chain
-from conftest import univar as univar_of
 
 from actinia_resume_plugin.store import SnapshotStore, interim_root
+
+from .chains import load_chain
+from .jobs import univar_of
 
 EXPANDED_IDS = ["r.mapcalc_ndvi", "r.colors_ndvi", "exporter_ndvi", "r_info1"]
 NDVI_EXPR = ("ndvi = float( lsat5_1987_20@landsat - lsat5_1987_10@landsat ) "

@@ -28,16 +28,10 @@ from polling import poll
 
 from actinia_resume_plugin.store.kept_mapset import KeptMapset
 
+from .chains import chain, gate, mapcalc, sleep
+
 PASSWORDS = {user: pw for user, pw, _, _ in stack.USERS}
 DAY = 86400
-
-
-def mapcalc(step_id: str, expression: str, flags: str = "") -> dict:
-    step = {"id": step_id, "module": "r.mapcalc",
-            "inputs": [{"param": "expression", "value": expression}]}
-    if flags:
-        step["flags"] = flags
-    return step
 
 
 #: A path that exists nowhere (a fixed name like /nonexistent may be made
@@ -47,20 +41,20 @@ MISSING = f"/nonexistent-{uuid.uuid4().hex}"
 
 def failing_chain() -> dict:
     """Two saved steps, then a step that fails."""
-    return {"version": "1", "list": [
+    return chain(
         mapcalc("mapcalc1", "baum=5"),
         mapcalc("mapcalc2", "baum2=baum*2"),
-        {"id": "ls_missing", "exe": "ls", "params": [MISSING]},
-    ]}
+        gate(MISSING, "ls_missing"),
+    )
 
 
 def sleeping_chain(seconds: int) -> dict:
-    return {"version": "1", "list": [
+    return chain(
         mapcalc("mapcalc1", "baum=5"),
-        {"id": "sleep_1", "exe": "sleep", "params": [str(seconds)]},
+        sleep("sleep_1", seconds),
         {"id": "r_info1", "module": "r.info", "flags": "g",
          "inputs": [{"param": "map", "value": "baum"}]},
-    ]}
+    )
 
 
 def rid_of(status_url: str) -> str:

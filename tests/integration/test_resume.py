@@ -20,7 +20,6 @@ import io
 import json
 import os
 import signal
-import time
 import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import USER, load_chain, univar
+from polling import poll
+
+from .chains import load_chain
+from .deployments import USER
+from .jobs import univar_of
 
 MODES = ["stack_true", "stack_onerror"]
 
@@ -188,7 +191,7 @@ def test_persistent_endpoint(deployment, missing_dir):
     done = client.wait(status_url, iteration=2)
     assert done["status"] == "finished", done["message"]
     assert done["resume"]["steps"][0]["action"] == "reused"
-    stats = univar(client, f"baum@{mapset}")
+    stats = univar_of(client, f"baum@{mapset}")
     assert float(stats["mean"]) == 5.0 and stats["n"] == "2025000"
 
 
@@ -322,16 +325,13 @@ def _parent_pid(pid: int) -> int:
 
 def wait_dead(pid: int, timeout: float = 30) -> None:
     """Poll until ``pid`` is gone or a zombie (killed, not yet reaped)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def dead():
         try:
             with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-                if handle.read().rsplit(")", 1)[1].split()[0] in "ZX":
-                    return
+                return handle.read().rsplit(")", 1)[1].split()[0] in "ZX"
         except OSError:
-            return
-        assert time.monotonic() < deadline, f"pid {pid} still alive"
-        time.sleep(0.05)
+            return True
+    poll(dead, f"pid {pid} to die", timeout, 0.05)
 
 
 def test_put_resumes_a_running_job_whose_worker_died(stack_true):
@@ -343,10 +343,8 @@ def test_put_resumes_a_running_job_whose_worker_died(stack_true):
     status_url = resp.json()["urls"]["status"]
     root = interim_dir(stack_true, USER[0], status_url)
     client.wait_status(status_url, "running")
-    deadline = time.monotonic() + 30
-    while not (root / "steps" / "000000" / "manifest.json").exists():
-        assert time.monotonic() < deadline, "no interim result of step 0"
-        time.sleep(0.1)
+    poll((root / "steps" / "000000" / "manifest.json").exists,
+         "the interim result of step 0", 30)
     worker = json.loads((root / "job.json").read_text())["worker"]["pid"]
     queue_manager = _parent_pid(worker)
     # freeze actinia's queue manager so it cannot mark the job as failed,

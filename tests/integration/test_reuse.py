@@ -16,19 +16,18 @@ Issue's tests -> here:
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import shutil
-import threading
 import uuid
 
 import pytest
-from conftest import DATA, SUPERADMIN, USER, QuietHandler
-from conftest import univar as conftest_univar
 
 from actinia_resume_plugin.store import SnapshotStore
+
+from .chains import chain, mapcalc, region, univar
+from .deployments import DATA, SUPERADMIN, USER, serve
+from .jobs import univar_of
 
 ASYNC = "processing_async"
 ADMIN = ("resume-admin", "resume-admin-pw")  # admin of USER's group
@@ -45,39 +44,24 @@ def stack_reuse(stacks):
 def served(tmp_path_factory):
     """A directory served over HTTP whose files the tests change."""
     root = tmp_path_factory.mktemp("served")
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server, url = serve(root)
+    yield root, url
     server.shutdown()
 
 
 # --------------------------------------------------------------- helpers
-def mapcalc(step_id: str, expression: str) -> dict:
-    return {"id": step_id, "module": "r.mapcalc",
-            "inputs": [{"param": "expression", "value": expression}]}
-
-
-def univar(step_id: str, raster: str) -> dict:
-    return {"id": step_id, "module": "r.univar", "flags": "g",
-            "inputs": [{"param": "map", "value": raster}],
-            "stdout": {"id": step_id, "format": "kv", "delimiter": "="}}
-
-
 def chains(token: str, first_steps=()) -> tuple[dict, dict]:
     """A chain failing at its 4th own step, and the fixed chain. Map names
     carry ``token`` so that no other test's job matches."""
     dem, ten = f"dem_{token}", f"ten_{token}"
     head = [*first_steps,
-            {"id": "region", "module": "g.region",
-             "inputs": [{"param": "raster", "value": "elevation@PERMANENT"}]},
+            region(),
             mapcalc("dem", f"{dem} = elevation@PERMANENT * 2"),
             mapcalc("ten", f"{ten} = 10")]
     tail = [univar("univar_sum", "sum")]
     broken = head + [mapcalc("sum", f"sum = {dem} + no_such_map")] + tail
     fixed = head + [mapcalc("sum", f"sum = {dem} + {ten}")] + tail
-    return ({"version": "1", "list": broken},
-            {"version": "1", "list": fixed})
+    return chain(*broken), chain(*fixed)
 
 
 def fail(client, chain, path=ASYNC) -> str:
@@ -232,8 +216,8 @@ def test_persistent_job_reuses_only_for_its_target_mapset(stack_reuse):
     assert done["status"] == "finished", done["message"]
     assert done["resume"]["reused_from"] == rid(failed_url)
     assert actions(done)["ten"] == "reused"
-    assert conftest_univar(client, f"ten_{token}@{mapset}")["mean"] == "10"
-    stats = conftest_univar(client, f"sum@{mapset}")
+    assert univar_of(client, f"ten_{token}@{mapset}")["mean"] == "10"
+    stats = univar_of(client, f"sum@{mapset}")
     assert stats == done["process_results"]["univar_sum"]
 
 

@@ -37,12 +37,15 @@ from pathlib import Path
 import pytest
 import stack
 import valkey
-from conftest import USER, load_chain, univar
 from polling import poll
 
 from actinia_resume_plugin import keys
 from actinia_resume_plugin.store import SnapshotStore
 from actinia_resume_plugin.worker import liveness
+
+from .chains import chain, load_chain, mapcalc, sleep, univar
+from .deployments import USER
+from .jobs import univar_of
 
 USER2 = ("resume-user2", "resume-user2-pw")
 #: These stacks test what a PUT does with a dead job: nothing continues it
@@ -138,16 +141,11 @@ def short_steps_chain(sleeps: int = 6) -> dict:
     """r.mapcalc, several 1 s sleeps, r.univar: every process ends before
     actinia's first status update (~5 s inside one process, or every 20th
     process), so the job stays `accepted` until it ends."""
-    return {"version": "1", "list": [
-        {"id": "r_mapcalc", "module": "r.mapcalc",
-         "inputs": [{"param": "expression", "value": "baum=5"}]},
-        *({"id": f"sleep_{i}", "exe": "sleep", "params": ["1"]}
-          for i in range(sleeps)),
-        {"id": "r_univar", "module": "r.univar", "flags": "g",
-         "inputs": [{"param": "map", "value": "baum"}],
-         "stdout": {"id": "univar_baum", "format": "kv",
-                    "delimiter": "="}},
-    ]}
+    return chain(
+        mapcalc("r_mapcalc", "baum=5"),
+        *(sleep(f"sleep_{i}", 1) for i in range(sleeps)),
+        univar("r_univar", "baum", "univar_baum"),
+    )
 
 
 def assert_baum_stats(stats: dict) -> None:
@@ -197,7 +195,7 @@ def test_fail_on_one_worker_resume_on_the_other(stack_kvdb, missing_dir):
     assert done["resume"]["restored_interim_result"] == 0
     assert done["process_results"]["r_info_1"]["datatype"] == "CELL"
     assert_baum_stats(done["process_results"]["univar_baum"])
-    assert_baum_stats(univar(client, f"baum@{mapset}"))
+    assert_baum_stats(univar_of(client, f"baum@{mapset}"))
 
 
 def test_killed_running_job_resumes_at_once(stack_kvdb):

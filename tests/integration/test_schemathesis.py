@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import SUPERADMIN
+
+from .deployments import SUPERADMIN
 
 #: the operations of the plugin, by path (all methods of these paths)
 OPERATIONS = (

@@ -1,13 +1,9 @@
 # SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Make the package importable from the source tree (not pip-installed yet)."""
+"""The unit tests' only hook (src/ is on the path by pytest.ini; no real
+stack here: its fixtures are tests/integration/conftest.py's)."""
 
-import os
 import sys
-
-_SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
-if _SRC not in sys.path:
-    sys.path.insert(0, _SRC)
 
 
 def pytest_sessionfinish(session, exitstatus):

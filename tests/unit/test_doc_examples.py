@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from doc_examples import (
+
+from tests.integration.doc_examples import (
     docs_text,
     examples,
     json_documents,

@@ -21,3 +21,16 @@ def test_every_module_of_src_is_on_the_module_map():
         and f"`{path.relative_to(PACKAGE)}`" not in text
     ]
     assert missing == [], f"add these modules to {MODULE_MAP.name}: {missing}"
+
+
+def test_every_shared_test_helper_is_on_the_module_map():
+    """The helpers of the real-stack tests and the scripts they share with
+    the demo are on the map too (a test file names itself)."""
+    text = MODULE_MAP.read_text(encoding="utf-8")
+    helpers = [path for path in sorted((REPO / "tests" / "integration")
+                                       .glob("*.py"))
+               if not path.name.startswith(("test_", "__"))]
+    helpers += sorted((REPO / "scripts").glob("*.py"))
+    missing = [str(path.relative_to(REPO)) for path in helpers
+               if f"`{path.relative_to(REPO)}`" not in text]
+    assert missing == [], f"add these modules to {MODULE_MAP.name}: {missing}"

@@ -1,8 +1,8 @@
 # SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests of planning a PUT, a POST with ``?reuse=`` and the worker's
-re-plan (plans.py) against real job roots in a temp dir: no Flask, no
-actinia, no server."""
+"""Unit tests of planning a PUT, a POST with ``?reuse=``, the worker's
+re-plan and a continuation after worker loss (plans.py) against real job
+roots in a temp dir: no Flask, no actinia, no server."""
 
 from __future__ import annotations
 
@@ -189,3 +189,34 @@ def test_reuse_gone_runs_every_step():
     doc = plans.reuse_gone(3).to_json()
     assert doc["actions"] == ["run"] * 3 and doc["start"] == 0
     assert doc["restore_snapshot"] is None and "gone" in doc["notice"]
+
+
+# ---------------------------------------------------------- continuation
+def continuation_of(resources, rid="resource_id-a") -> dict:
+    return plans.plan_continuation(resources / "resources", USER,
+                                   rid).to_json()
+
+
+def test_continuation_runs_the_same_chain_after_the_newest_interim_result(
+        resources):
+    failed_job(resources, "resource_id-a", failed_step=None)
+    assert continuation_of(resources) == {
+        "start": 2, "restore_interim_result": 1, "restore_snapshot": 1,
+        "notice": None, "steps_reused": 2,
+        "actions": ["reused", "reused", "rerun", "rerun"],
+        "steps_to_run": 2, "forced_from": None}
+
+
+def test_continuation_skips_a_damaged_interim_result(resources, monkeypatch):
+    failed_job(resources, "resource_id-a", failed_step=None)
+    monkeypatch.setattr(SnapshotStore, "damage", lambda self, step: (
+        "Step 1 is damaged." if step == 1 else None))
+    doc = continuation_of(resources)
+    assert (doc["start"], doc["restore_interim_result"]) == (1, 0)
+    assert doc["notice"].startswith("Step 1 is damaged. It is not used")
+
+
+def test_continuation_without_job_record_runs_from_the_first_step(resources):
+    assert continuation_of(resources) == {
+        "start": 0, "restore_interim_result": None, "restore_snapshot": None,
+        "notice": None, "steps_reused": 0}

@@ -1,15 +1,23 @@
 # SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A small HTTP client for the real actinia deployment the tests start."""
+"""A small HTTP client of actinia's API, as one user: the demo
+(scripts/demo.py), the benchmark and the real-stack tests use it."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import requests
+from polling import poll
 
 FINAL_STATES = ("finished", "error", "terminated", "timeout")
+
+
+def project_url_part(grass_version: str) -> str:
+    """`locations` for GRASS < 8.4, `projects` from 8.4 on (actinia serves
+    only the form the installed GRASS supports)."""
+    major_minor = tuple(int(x) for x in grass_version.split(".")[:2])
+    return "locations" if major_minor < (8, 4) else "projects"
 
 
 @dataclass
@@ -40,6 +48,10 @@ class ActiniaClient:
             url = self.url(url)
         return requests.request(method, url, auth=self.auth, **kwargs)
 
+    def grass_version(self) -> str:
+        return self.request("GET", "version").json()["grass_version"][
+            "version"]
+
     def post_chain(self, path: str, chain: dict) -> requests.Response:
         """POST a process chain to a project endpoint (e.g. processing_async)."""
         resp = self.request("POST", self.project_url(path), json=chain)
@@ -49,19 +61,19 @@ class ActiniaClient:
     def wait(self, status_url: str, timeout: float = 180.0,
              iteration: int | None = None) -> dict:
         """Poll the status URL until the job (latest iteration) is final."""
-        deadline = time.monotonic() + timeout
-        while True:
-            resp = self.request("GET", status_url)
-            doc = resp.json()
+        seen = {}
+
+        def final():
+            doc = seen["doc"] = self.request("GET", status_url).json()
             if iteration is not None and doc.get("iteration") not in (
-                iteration, None if iteration == 1 else iteration
-            ):
-                doc = {"status": "waiting-for-iteration"}
-            if doc.get("status") in FINAL_STATES:
-                return doc
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job not final in {timeout}s: {doc}")
-            time.sleep(0.25)
+                    iteration, None if iteration == 1 else iteration):
+                return None
+            return doc if doc.get("status") in FINAL_STATES else None
+        try:
+            return poll(final, f"the job to end in {timeout}s", timeout, 0.25)
+        except AssertionError:
+            raise AssertionError(
+                f"job not final in {timeout}s: {seen.get('doc')}") from None
 
     def run_chain(self, path: str, chain: dict, **kw) -> dict:
         resp = self.post_chain(path, chain)
@@ -76,11 +88,7 @@ class ActiniaClient:
     def wait_status(self, status_url: str, status: str,
                     timeout: float = 60.0) -> dict:
         """Poll until the latest iteration reports ``status``."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def seen():
             doc = self.request("GET", status_url).json()
-            if doc.get("status") == status:
-                return doc
-            if time.monotonic() > deadline:
-                raise AssertionError(f"status {status} not seen: {doc}")
-            time.sleep(0.1)
+            return doc if doc.get("status") == status else None
+        return poll(seen, f"status {status} of {status_url}", timeout)

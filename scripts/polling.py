@@ -1,11 +1,12 @@
 # SPDX-FileCopyrightText: 2026 actinia-resume-plugin developers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The one poll helper of the real-stack tests: wait for an event, bounded.
+"""The one poll helper (the HTTP client's waits, the real-stack tests, the
+benchmark): wait for an event, bounded.
 
-A test waits for something the deployment does (a job's status, a file, a
+A caller waits for something the deployment does (a job's status, a file, a
 process exit) by asking again until it is so or a deadline passes, never by
-sleeping for a guessed time. The deadline is a bound that fails the test
-with a message, not a measurement.
+sleeping for a guessed time. The deadline is a bound that fails with a
+message, not a measurement.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 EXAMPLE = re.compile(
     r"<!-- example: (?P<name>[\w-]+) -->\s*```bash\n(?P<code>.*?)```\n"
