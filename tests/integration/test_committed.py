@@ -16,13 +16,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import SUPERADMIN
 
 from actinia_resume_plugin.store import KeptMapset, SnapshotStore
 
+from .deployments import SUPERADMIN
+
 # the chain of the damage tests: region (step 0), ten (1), five (2), a gate
 # that fails while its path is missing (3), r.univar of ten (4)
-from tests.integration.test_damage import chain
+from .test_damage import chain
 
 
 def break_seal(store: SnapshotStore, step: int) -> None:

@@ -191,20 +191,27 @@ def fold(chain: list[Manifest]) -> tuple[dict, dict]:
     return state, modes
 
 
+#: Parsed manifests of this process: (manifest path, size, xxh3 of the
+#: bytes) -> Manifest. One for every reader, because a resume reads the same
+#: manifests through several stores (the worker's re-plan, its check of the
+#: plan, the adoption of a kept mapset): a manifest of 100,000 entries takes
+#: about half a second to parse. Kept while the bytes are the same.
+_PARSED: dict = {}
+
+
 class ManifestReader:
     """Reads the manifests below one ``steps/`` dir and their chains.
 
-    Parsed manifests are kept while their *bytes* are the same; the store
-    drops them (:meth:`clear`) when it saves and after a restore, so that
-    they never add to a job's RSS."""
+    Parsed manifests are kept (in :data:`_PARSED`) while their *bytes* are
+    the same; the store drops them (:meth:`clear`) when it saves and after
+    a restore, so that they never add to a job's RSS."""
 
     def __init__(self, steps_dir: Path):
         self.steps_dir = steps_dir
-        # (step, size, xxh3 of the bytes) -> parsed manifest
-        self._parsed: dict = {}
 
-    def clear(self) -> None:
-        self._parsed.clear()
+    @staticmethod
+    def clear() -> None:
+        _PARSED.clear()
 
     def step_path(self, step: int) -> Path:
         return self.steps_dir / step_dirname(step)
@@ -234,16 +241,16 @@ class ManifestReader:
             return None, MISSING
         except OSError as exc:
             return None, f"cannot be read ({exc.strerror})"
-        key = (step, len(raw), xxhash.xxh3_128_hexdigest(raw))
-        if key in self._parsed:
-            return self._parsed[key], ""
+        key = (str(path), len(raw), xxhash.xxh3_128_hexdigest(raw))
+        if key in _PARSED:
+            return _PARSED[key], ""
         try:
             manifest = parse_manifest(unseal(raw), step, path)
         except SealBroken as exc:
             return None, str(exc)
         except (ValueError, RecursionError, TypeError) as exc:
             return None, f"is not a valid manifest ({str(exc)[:80]})"
-        self._parsed[key] = manifest
+        _PARSED[key] = manifest
         return manifest, ""
 
     def chain(self, step: int, cache: dict | None = None
