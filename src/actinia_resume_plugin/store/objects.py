@@ -37,6 +37,7 @@ class ObjectStore:
     def __init__(self, objects_dir: str):
         # str, not Path: path() runs once per file of a mapset
         self.dir = objects_dir
+        self._fans: set[str] = set()  # fan-out dirs known to exist
 
     def path(self, obj: str) -> str:
         return f"{self.dir}/{obj[:2]}/{obj[2:]}"
@@ -75,7 +76,40 @@ class ObjectStore:
     def put(self, src: str, known: dict) -> tuple[str, int, int, bool]:
         """Store one file: ``(object, inode, ctime, whether it is new)``.
         An object already in ``known`` (stored by this process) is not
-        written again."""
+        written again; a small file is hashed before anything is written,
+        so such a file costs one read."""
+        small = fsops.read_small_hashing(src)
+        if small is None:
+            return self._put_copied(src, known)
+        data, obj = small
+        if obj in known:
+            return obj, *known[obj], False
+        final = self.path(obj)
+        self._make_fan(obj)
+        try:
+            # straight to its name: a write cut short leaves an object that
+            # no committed manifest names yet (the manifest follows the
+            # flush); the next save of the same bytes replaces it, garbage
+            # collection removes it, and every restore checks the hash
+            st = fsops.write_new(final, data)
+        except FileExistsError:
+            # the same content from another lineage (unverified here):
+            # replace it by this fresh copy, as for a large file
+            tmp = os.path.join(self.dir, temp_name(OBJECT_TMP_PREFIX))
+            try:
+                fsops.write_new(tmp, data)
+                os.replace(tmp, final)
+            except BaseException:
+                fsops.unlink_quietly(tmp)
+                raise
+            st = os.lstat(final)
+        known[obj] = (st.st_ino, st.st_ctime_ns)
+        return obj, st.st_ino, st.st_ctime_ns, True
+
+    def _put_copied(self, src: str, known: dict
+                    ) -> tuple[str, int, int, bool]:
+        """:meth:`put` for a large file: copied to a temporary name while
+        hashed, then renamed to its name."""
         tmp = os.path.join(self.dir, temp_name(OBJECT_TMP_PREFIX))
         os.makedirs(self.dir, exist_ok=True)
         try:
@@ -84,7 +118,7 @@ class ObjectStore:
                 os.unlink(tmp)
                 return obj, *known[obj], False
             final = self.path(obj)
-            os.makedirs(os.path.dirname(final), exist_ok=True)
+            self._make_fan(obj)
             # An object of the same content from another lineage may exist
             # (unverified here): replace it by this fresh copy. Snapshots
             # holding the old inode re-verify it by hash at restore.
@@ -95,6 +129,14 @@ class ObjectStore:
         st = os.lstat(final)
         known[obj] = (st.st_ino, st.st_ctime_ns)
         return obj, st.st_ino, st.st_ctime_ns, True
+
+    def _make_fan(self, obj: str) -> None:
+        """The fan-out dir ``objects/ab/`` of ``obj`` (256 at most: made
+        once per store object, not once per file)."""
+        fan = obj[:2]
+        if fan not in self._fans:
+            os.makedirs(f"{self.dir}/{fan}", exist_ok=True)
+            self._fans.add(fan)
 
     def take_over(self, state: dict, foreign: str, known: dict,
                   created: list, written: list) -> None:

@@ -41,21 +41,21 @@ def test_crash_during_copy_leaves_no_visible_snapshot_and_no_objects(
     write(live["mapset"] / "cell" / "elev", b"\x09" * 1000)
     write(live["mapset"] / "cell" / "new", b"\x08" * 1000)
     calls = {"n": 0}
-    real = fsops.copy_hashing
+    real = fsops.write_new  # small files: hashed first, then written
 
-    def crashing_copy(src, dst):
+    def crashing_copy(dst, data):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("simulated crash")
-        return real(src, dst)
+        return real(dst, data)
 
-    monkeypatch.setattr(fsops, "copy_hashing", crashing_copy)
+    monkeypatch.setattr(fsops, "write_new", crashing_copy)
     with pytest.raises(RuntimeError):
         store.save(1, live)
     assert store.steps() == [0]
     assert object_files(store) == objects_before
     assert (restored(store, 0, tmp_path) / "cell" / "elev").read_bytes() == b"\x01" * 1000
-    monkeypatch.setattr(fsops, "copy_hashing", real)
+    monkeypatch.setattr(fsops, "write_new", real)
     store.save(1, live)
     assert store.steps() == [0, 1]
     assert (restored(store, 1, tmp_path) / "cell" / "elev").read_bytes() == b"\x09" * 1000
@@ -66,16 +66,16 @@ def test_enospc_while_writing_removes_what_was_written(store, live, monkeypatch)
     objects_before = object_files(store)
     write(live["mapset"] / "cell" / "a", b"a" * 100)
     write(live["mapset"] / "cell" / "b", b"b" * 100)
-    real = fsops.copy_hashing
+    real = os.write
     calls = {"n": 0}
 
-    def full_disk(src, dst):
+    def full_disk(fd, data):  # the second object's write finds no space
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(src, dst)
+        return real(fd, data)
 
-    monkeypatch.setattr(fsops, "copy_hashing", full_disk)
+    monkeypatch.setattr(fsops.os, "write", full_disk)
     with pytest.raises(SnapshotNoSpace):
         store.save(1, live)
     assert store.steps() == [0] and object_files(store) == objects_before
@@ -200,3 +200,26 @@ def test_survey_names_missing_objects(store, live):
     steps, damaged = SnapshotStore(store.root).survey()
     assert steps == [0]
     assert "mapset/cell/new is missing" in damaged[1]
+
+
+def test_equal_small_files_cost_one_object_and_no_temporary_file(
+        store, live, monkeypatch):
+    """Small files are hashed before anything is written: forty files of
+    equal bytes are one object, written once, with no copy made and
+    removed again."""
+    for i in range(40):
+        write(live["mapset"] / "cats" / f"map{i}", b"# 0 categories\n")
+    writes = []
+    real = fsops.write_new
+
+    def counting(dst, data):
+        writes.append(dst)
+        return real(dst, data)
+
+    monkeypatch.setattr(fsops, "write_new", counting)
+    store.save(0, live)
+    state = store.state(0)[0]["mapset"]
+    objs = {state[f"cats/map{i}"].obj for i in range(40)}
+    assert len(objs) == 1
+    assert sum(1 for w in writes if os.path.basename(w) == next(iter(objs))[2:]) == 1
+    assert not any(".tmp-" in w for w in writes)
