@@ -129,6 +129,9 @@ class ResumePlan:
     source_resource_id: str | None = None
     # issue 23: "kept_mapset", "interim_results" or "first_step"
     resume_from: str | None = None
+    #: a dry run in a kept mapset: how many files the adoption would put
+    #: back from the store (the rest stay where they are)
+    files_to_put_back: int | None = None
 
     @property
     def steps_reused(self) -> int:
@@ -161,7 +164,7 @@ class ResumePlan:
                        steps_to_run=self.steps_to_run,
                        forced_from=self.forced_from)
         for name in ("inputs_changed", "step_ids", "source_resource_id",
-                     "resume_from"):
+                     "resume_from", "files_to_put_back"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         return doc

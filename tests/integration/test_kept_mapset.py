@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from polling import poll
 
+from actinia_resume_plugin.store import SnapshotStore
+
 from .chains import box_region, mapcalc, sh, univar
 from .deployments import SUPERADMIN
 from .jobs import put_until_not
@@ -155,6 +157,8 @@ def test_fallback_when_the_kept_mapset_is_gone(stack_true, how):
     else:
         record = kept / "live-record"
         record.write_bytes(record.read_bytes()[:-5])
+        plan = client.put(status_url, FIXED, params={"dry_run": "true"})
+        assert plan.json()["plan"]["resume_from"] == "interim_results"
     done = resume(client, status_url)
     report = done["resume"]
     print("resume section:", json.dumps(report))
@@ -165,6 +169,36 @@ def test_fallback_when_the_kept_mapset_is_gone(stack_true, how):
     poll(lambda: not kept.exists() and not [
         n for n in os.listdir(kept.parent) if rid_of(status_url) in n],
         "no leftovers of the kept mapset")
+
+
+def test_dry_run_and_put_agree_on_damage_the_adoption_does_not_read(
+        stack_true):
+    """A stored object of a file the failed step left alone is damaged
+    (same size, same times). The resume in the kept mapset never reads it:
+    the dry run says so (no fall back, the files it would put back), and
+    the PUT does what it said and ends as a fresh run."""
+    client = stack_true.client(SUPERADMIN)
+    expected = fresh_results(client)
+    status_url = fail(client, sh("destroy", DESTRUCTIVE))
+    store = SnapshotStore(stack_true.resource_dir / SUPERADMIN[0] / "interim"
+                          / rid_of(status_url))
+    obj = Path(store.object_path(store.state(2)[0]["mapset"]["cellhd/a"].obj))
+    before = obj.stat()
+    obj.chmod(0o644)
+    data = bytearray(obj.read_bytes())
+    data[0] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    os.utime(obj, ns=(before.st_atime_ns, before.st_mtime_ns))
+    plan = client.put(status_url, FIXED, params={"dry_run": "true"}).json()
+    print("plan:", json.dumps(plan["plan"]))
+    assert plan["plan"]["resume_from"] == "kept_mapset"
+    assert plan["plan"]["restore_interim_result"] == 2
+    put_back = plan["plan"]["files_to_put_back"]
+    assert put_back >= 2  # cell/a and the files of b
+    done = resume(client, status_url)
+    assert done["resume"]["restored_from"] == "kept_mapset"
+    assert done["resume"]["files_put_back"] == put_back
+    assert done["process_results"] == expected
 
 
 def many_maps_step(count: int) -> dict:

@@ -14,7 +14,11 @@ import subprocess
 import pytest
 
 from actinia_resume_plugin.store import SnapshotDamaged, SnapshotStore, live_listing
-from actinia_resume_plugin.store.adoption import NotAdoptable, adopt_kept_mapset
+from actinia_resume_plugin.store.adoption import (
+    NotAdoptable,
+    adopt_kept_mapset,
+    files_to_put_back,
+)
 from actinia_resume_plugin.store.kept_mapset import (
     RECORD_NAME,
     KeptMapset,
@@ -275,3 +279,52 @@ def test_keep_moves_back_on_failure(job, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert live.is_dir() and tmpdir.is_dir()
     assert not kept.exists() and os.listdir(kept.base) == []
+
+
+def test_files_to_put_back_names_what_the_adoption_reads_and_changes_nothing(
+        job, tmp_path):
+    """The dry run's view of an adoption: the same walk, read-only."""
+    store, live, tmpdir, kept = job
+    with open(live / "cell" / "m1", "r+b") as f:
+        f.write(b"\xff")
+    write(live / "cell" / "new", "added")
+    (live / "cellhd" / "m2").unlink()
+    keep(store, live, tmpdir, kept)
+    before = tree(kept.path)
+    files = files_to_put_back(kept, SnapshotStore(store.root), 0)
+    assert sorted((part, rel) for part, rel, _ in files) == [
+        ("mapset", "cell/m1"), ("mapset", "cellhd/m2")]
+    assert tree(kept.path) == before and kept.exists()
+    report = adopt_kept_mapset(kept, SnapshotStore(store.root), 0, {
+        "mapset": tmp_path / "db2" / "m", "tmpdir": tmp_path / "db2" / ".t"})
+    assert report.files_put_back == len(files)
+
+
+def test_damage_the_adoption_does_not_read_does_not_count(job, tmp_path):
+    """An object of a file the failed step left alone is damaged: a restore
+    from the store would fall back, a resume in the kept mapset does not
+    read it (and the dry run says so)."""
+    store, live, tmpdir, kept = job
+    write(live / "WIND", "changed by the failed step")
+    keep(store, live, tmpdir, kept)
+    state, _ = store.state(0)
+    obj = store.object_path(state["mapset"]["cell/m3"].obj)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:
+        f.write(b"X")
+    fresh = SnapshotStore(store.root)
+    files = files_to_put_back(kept, fresh, 0)
+    assert [rel for _, rel, _ in files] == ["WIND"]
+    assert fresh.damage_of_files(0, files) is None
+    assert fresh.damage(0, content=True) is not None
+    obj = store.object_path(state["mapset"]["WIND"].obj)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:
+        f.write(b"X")
+    assert "WIND" in fresh.damage_of_files(0, files)
+
+
+def test_no_kept_mapset_no_files_to_put_back(job):
+    store, _live, _tmpdir, kept = job
+    with pytest.raises(NotAdoptable):
+        files_to_put_back(kept, store, 0)

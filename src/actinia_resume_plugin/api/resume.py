@@ -11,6 +11,7 @@ resumable worker of the job's core endpoint class.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import re
@@ -37,8 +38,10 @@ from actinia_resume_plugin.kvdb import kvdb_client
 from actinia_resume_plugin.store import (
     JobRecord,
     KeptMapset,
+    NotAdoptable,
     SnapshotStore,
     chain_problem,
+    files_to_put_back,
     interim_root,
     read_job_record,
 )
@@ -156,20 +159,16 @@ class ResumeResourceManager(ResourceManager):
             raise ApiError(400, "No usable process chain is stored for "
                               "this job; send the complete process chain "
                               "in the PUT")
-        # a dry run reads every byte of the interim result it plans to
-        # restore; a real PUT checks cheaply and the restore checks every
-        # byte as it copies (falling back as the dry run would)
-        try:
-            plan = plans.plan_for_job(
-                chain, job, store, from_step,
-                config.include_additional_mapset_pattern,
-                verify_content=dry_run)
-        except plans.PlanError as exc:
-            raise ApiError(400, str(exc)) from None
-        # issue 23: the way the worker will take (it checks again)
-        plan.resume_from = _resume_from(
-            plan, KeptMapset(config.resource_dir, user_id, resource_id))
+        # a real PUT checks cheaply and the restore checks every byte as it
+        # copies (falling back as the dry run would); a dry run reads what
+        # the resume will read (_dry_run_plan)
+        kept = KeptMapset(config.resource_dir, user_id, resource_id)
+        plan_of = functools.partial(
+            plans.plan_for_job, chain, job, store, from_step,
+            config.include_additional_mapset_pattern)
+        plan = _planned(plan_of, kept, verify_content=False)
         if dry_run:
+            plan = _dry_run_plan(plan, plan_of, kept, store)
             return make_response(jsonify({
                 "status": "plan", "resource_id": resource_id,
                 "iteration": iteration + 1, "plan": plan.to_json(),
@@ -322,6 +321,40 @@ class ResumeResourceManager(ResourceManager):
 def _url_part(pattern: str, url: str) -> str | None:
     match = re.search(pattern, url or "")
     return match.group(1) if match else None
+
+
+def _planned(plan_of, kept: KeptMapset, verify_content: bool):
+    """The plan and the way the worker will take (it checks again)."""
+    try:
+        plan = plan_of(verify_content=verify_content)
+    except plans.PlanError as exc:
+        raise ApiError(400, str(exc)) from None
+    plan.resume_from = _resume_from(plan, kept)
+    return plan
+
+
+def _dry_run_plan(plan, plan_of, kept: KeptMapset, store: SnapshotStore):
+    """A dry run answers what the PUT will do and reads what it will read.
+    In a kept mapset (issue 23) the adoption reads from the store only the
+    files it puts back: when those are intact, that is the plan (with
+    ``files_to_put_back``), whatever else of the stored interim result is
+    damaged. Otherwise every byte of the interim result it plans to
+    restore is read, falling back as the restore would."""
+    step = plan.restore_interim_result
+    adoptable = plan.resume_from == "kept_mapset"
+    if adoptable:
+        try:
+            files = files_to_put_back(kept, store, step)
+        except NotAdoptable:
+            adoptable = False
+        else:
+            if store.damage_of_files(step, files) is None:
+                plan.files_to_put_back = len(files)
+                return plan
+    plan = _planned(plan_of, kept, verify_content=True)
+    if not adoptable and plan.resume_from == "kept_mapset":
+        plan.resume_from = "interim_results"  # the worker cannot adopt it
+    return plan
 
 
 def _resume_from(plan, kept: KeptMapset) -> str:

@@ -13,7 +13,7 @@ worker or the planner. Two faces:
   cleaning, retention and eviction across the user's jobs.
 """
 
-from .adoption import NotAdoptable, adopt_kept_mapset
+from .adoption import NotAdoptable, adopt_kept_mapset, files_to_put_back
 from .errors import (
     SnapshotBudgetExceeded,
     SnapshotDamaged,
@@ -68,6 +68,7 @@ __all__ = [
     "evict_kept_mapsets",
     "evict_unused_interim_results",
     "expire_interim_results",
+    "files_to_put_back",
     "interim_root",
     "list_job_roots",
     "parse_olderthan",

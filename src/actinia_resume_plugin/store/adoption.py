@@ -55,7 +55,8 @@ from .kept_mapset import (
 from .layout import EXCLUDED_DIR_NAMES, EXCLUDED_FILE_NAMES
 from .snapshot_store import SnapshotStore
 
-__all__ = ["AdoptionReport", "NotAdoptable", "adopt_kept_mapset"]
+__all__ = ["AdoptionReport", "NotAdoptable", "adopt_kept_mapset",
+           "files_to_put_back"]
 
 
 class NotAdoptable(Exception):
@@ -138,6 +139,48 @@ def adopt_kept_mapset(kept: KeptMapset, store: SnapshotStore, step: int,
         rmtree(claimed)
     report.seconds = time.monotonic() - started
     return report
+
+
+def files_to_put_back(kept: KeptMapset, store: SnapshotStore, step: int
+                      ) -> list[tuple[str, str, Entry]]:
+    """What an adoption of ``kept`` as snapshot ``step`` would put back from
+    the store, ``[(part, rel, entry)]``, read-only: the same stat walk and
+    rules as :func:`adopt_kept_mapset`, on the kept dir where it is (not
+    claimed, nothing changed).
+
+    Why: a dry run reports the way the real PUT takes; with a kept mapset
+    only these objects are read from the store, so only these decide
+    whether stored damage matters. Raises :class:`NotAdoptable` when there
+    is no intact kept mapset (the PUT would restore from the store)."""
+    if not kept.exists():
+        raise NotAdoptable("no kept mapset")
+    try:
+        record = kept.read_record(kept.path)
+        info = store.get(step)
+        state, _modes = store.state(step)
+    except (ValueError, SnapshotError) as exc:
+        raise NotAdoptable(str(exc)) from None
+    same = info is not None and info.id == record.snapshot_id
+    t0 = entry.now_coarse_ns()
+    put_back = []
+    for name in sorted(state):
+        top = str(kept.path / name)
+        planned = state[name]
+        if not os.path.isdir(top):  # the adoption makes it and fills it
+            put_back.extend((name, rel, item) for rel, item in
+                            planned.items() if item.kind == "f")
+            continue
+        contents = None if same else record.contents(name)
+        try:
+            repair = _compare(live_listing.list_tree(
+                top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, planned,
+                record.keys.get(name, {}), contents, t0)
+        except live_listing.ListingUnavailable:
+            repair = _compare(_walk(top), top, planned,
+                              record.keys.get(name, {}), contents, t0)
+        put_back.extend((name, rel, item) for rel, item in planned.items()
+                        if item.kind == "f" and rel not in repair.entries)
+    return put_back
 
 
 def _move_into_place(src: Path, target: Path) -> None:

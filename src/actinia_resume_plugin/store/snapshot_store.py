@@ -391,6 +391,21 @@ class SnapshotStore:
         return self.root / temp_name(TRASH_PREFIX)
 
     # ------------------------------------------------------------- restore
+    def damage_of_files(self, step: int, files: Iterable) -> str | None:
+        """:meth:`damage` with ``content`` for only some files of snapshot
+        ``step``, ``[(part, rel, entry)]``: those a restore would read (a
+        dry run of a resume in a kept mapset reads what it would put
+        back)."""
+        checked: set = set()
+        try:
+            for name, rel, item in files:
+                if item.obj not in checked:
+                    self._objects.check(step, name, rel, item, True)
+                    checked.add(item.obj)
+        except SnapshotDamaged as exc:
+            return f"The {exc}."
+        return None
+
     def verify(self, step: int, content: bool = True) -> None:
         """Check snapshot ``step``: its manifests (sealed), every object's
         presence and size and, with ``content``, every object's bytes
