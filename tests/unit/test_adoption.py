@@ -70,6 +70,14 @@ def job(tmp_path):
     return store, live, tmpdir, KeptMapset(resources, "u", "job1")
 
 
+def damage_object(store, rel, step=0):
+    """Overwrite the first byte of the stored object of ``mapset/rel``."""
+    obj = store.object_path(store.state(step)[0]["mapset"][rel].obj)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:
+        f.write(b"X")
+
+
 def keep(store, live, tmpdir, kept):
     kept.keep({"mapset": live, "tmpdir": tmpdir}, store.live_state().state,
               {"step": store.live_state().step,
@@ -230,11 +238,7 @@ def test_a_damaged_object_to_put_back_is_never_used(job, tmp_path):
     store, live, tmpdir, kept = job
     write(live / "WIND", "changed by the failed step")
     keep(store, live, tmpdir, kept)
-    state, _ = store.state(0)
-    obj = store.object_path(state["mapset"]["WIND"].obj)
-    os.chmod(obj, 0o644)
-    with open(obj, "r+b") as f:
-        f.write(b"X")
+    damage_object(store, "WIND")
     with pytest.raises(SnapshotDamaged):
         adopt_kept_mapset(kept, SnapshotStore(store.root), 0,
                           {"mapset": tmp_path / "x"})
@@ -307,20 +311,13 @@ def test_damage_the_adoption_does_not_read_does_not_count(job, tmp_path):
     store, live, tmpdir, kept = job
     write(live / "WIND", "changed by the failed step")
     keep(store, live, tmpdir, kept)
-    state, _ = store.state(0)
-    obj = store.object_path(state["mapset"]["cell/m3"].obj)
-    os.chmod(obj, 0o644)
-    with open(obj, "r+b") as f:
-        f.write(b"X")
+    damage_object(store, "cell/m3")
     fresh = SnapshotStore(store.root)
     files = files_to_put_back(kept, fresh, 0)
     assert [rel for _, rel, _ in files] == ["WIND"]
     assert fresh.damage_of_files(0, files) is None
     assert fresh.damage(0, content=True) is not None
-    obj = store.object_path(state["mapset"]["WIND"].obj)
-    os.chmod(obj, 0o644)
-    with open(obj, "r+b") as f:
-        f.write(b"X")
+    damage_object(store, "WIND")
     assert "WIND" in fresh.damage_of_files(0, files)
 
 

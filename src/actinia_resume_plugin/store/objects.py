@@ -95,14 +95,7 @@ class ObjectStore:
         except FileExistsError:
             # the same content from another lineage (unverified here):
             # replace it by this fresh copy, as for a large file
-            tmp = os.path.join(self.dir, temp_name(OBJECT_TMP_PREFIX))
-            try:
-                fsops.write_new(tmp, data)
-                os.replace(tmp, final)
-            except BaseException:
-                fsops.unlink_quietly(tmp)
-                raise
-            st = os.lstat(final)
+            st = self._replace_with(final, data)
         known[obj] = (st.st_ino, st.st_ctime_ns)
         return obj, st.st_ino, st.st_ctime_ns, True
 
@@ -129,6 +122,18 @@ class ObjectStore:
         st = os.lstat(final)
         known[obj] = (st.st_ino, st.st_ctime_ns)
         return obj, st.st_ino, st.st_ctime_ns, True
+
+    def _replace_with(self, final: str, data: bytes) -> os.stat_result:
+        """Replace the object ``final`` by ``data`` through a temporary
+        name (a reader never sees it half written)."""
+        tmp = os.path.join(self.dir, temp_name(OBJECT_TMP_PREFIX))
+        try:
+            fsops.write_new(tmp, data)
+            os.replace(tmp, final)
+        except BaseException:
+            fsops.unlink_quietly(tmp)
+            raise
+        return os.lstat(final)
 
     def _make_fan(self, obj: str) -> None:
         """The fan-out dir ``objects/ab/`` of ``obj`` (256 at most: made

@@ -8,6 +8,7 @@ import errno
 import os
 
 import pytest
+import xxhash
 
 from actinia_resume_plugin.store import (
     SnapshotDamaged,
@@ -223,3 +224,21 @@ def test_equal_small_files_cost_one_object_and_no_temporary_file(
     assert len(objs) == 1
     assert sum(1 for w in writes if os.path.basename(w) == next(iter(objs))[2:]) == 1
     assert not any(".tmp-" in w for w in writes)
+
+
+def test_a_cut_short_object_left_by_a_killed_save_is_written_anew(
+        store, live, tmp_path):
+    """A killed save can leave a new small object cut short at its name
+    (no committed manifest names it): the next save of the same bytes
+    writes it anew instead of trusting the name, and restores are
+    exact."""
+    data = b"\x07" * 700
+    write(live["mapset"] / "cell" / "fresh", data)
+    obj = xxhash.xxh3_128_hexdigest(data)
+    torn = store.root / "objects" / obj[:2] / obj[2:]
+    torn.parent.mkdir(parents=True, exist_ok=True)
+    torn.write_bytes(data[:100])
+    store.save(0, live)
+    assert torn.read_bytes() == data
+    store.verify(0)
+    assert (restored(store, 0, tmp_path) / "cell" / "fresh").read_bytes() == data
