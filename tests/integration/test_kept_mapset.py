@@ -193,6 +193,9 @@ def test_dry_run_and_put_agree_on_damage_the_adoption_does_not_read(
     print("plan:", json.dumps(plan["plan"]))
     assert plan["plan"]["resume_from"] == "kept_mapset"
     assert plan["plan"]["restore_interim_result"] == 2
+    # the damage is named, and that the resume does not read it
+    assert "cellhd/a" in plan["plan"]["notice"]
+    assert "kept mapset" in plan["plan"]["notice"]
     put_back = plan["plan"]["files_to_put_back"]
     assert put_back >= 2  # cell/a and the files of b
     done = resume(client, status_url)

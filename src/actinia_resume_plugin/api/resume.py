@@ -334,12 +334,14 @@ def _planned(plan_of, kept: KeptMapset, verify_content: bool):
 
 
 def _dry_run_plan(plan, plan_of, kept: KeptMapset, store: SnapshotStore):
-    """A dry run answers what the PUT will do and reads what it will read.
-    In a kept mapset (issue 23) the adoption reads from the store only the
-    files it puts back: when those are intact, that is the plan (with
-    ``files_to_put_back``), whatever else of the stored interim result is
-    damaged. Otherwise every byte of the interim result it plans to
-    restore is read, falling back as the restore would."""
+    """A dry run answers what the PUT will do and reads every byte of the
+    interim result it plans to start from. In a kept mapset (issue 23) the
+    adoption reads from the store only the files it puts back: when those
+    are intact, that is the plan (with ``files_to_put_back``), and damage
+    elsewhere in the stored interim result is named in the notice without
+    a fall back (the resume does not read those bytes; a resume without
+    the kept mapset would). Otherwise the plan falls back as the restore
+    would."""
     step = plan.restore_interim_result
     adoptable = plan.resume_from == "kept_mapset"
     if adoptable:
@@ -350,6 +352,12 @@ def _dry_run_plan(plan, plan_of, kept: KeptMapset, store: SnapshotStore):
         else:
             if store.damage_of_files(step, files) is None:
                 plan.files_to_put_back = len(files)
+                damage = store.damage(step, content=True)
+                if damage:
+                    plan.add_notice(
+                        damage, "The resume continues in the kept mapset "
+                        "and does not read it; without the kept mapset it "
+                        "would not be used.")
                 return plan
     plan = _planned(plan_of, kept, verify_content=True)
     if not adoptable and plan.resume_from == "kept_mapset":
