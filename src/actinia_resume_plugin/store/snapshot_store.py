@@ -561,16 +561,26 @@ class SnapshotStore:
 
     def collect_garbage(self) -> int:
         """Remove objects no committed snapshot refers to (left by pruning
-        or a killed save); returns how many."""
+        or a killed save); returns how many. The manifests it parses are
+        not kept afterwards (a job's maintenance, not a plan)."""
         referenced = set()
-        for step in self._manifests.candidate_steps():
-            manifest = self._manifests.read(step)
-            if manifest is None:
-                continue
-            for _mode, changed, _removed in manifest.parts.values():
-                referenced.update(e.obj for e in changed.values()
-                                  if e.kind == "f")
+        try:
+            for step in self._manifests.candidate_steps():
+                manifest = self._manifests.read(step)
+                if manifest is None:
+                    continue
+                for _mode, changed, _removed in manifest.parts.values():
+                    referenced.update(e.obj for e in changed.values()
+                                      if e.kind == "f")
+        finally:
+            self._manifests.clear()
         return self._objects.collect_garbage(referenced)
+
+    def forget_live(self) -> None:
+        """Drop what this process knows about the live dirs (the stat of
+        every file): a job that ends no longer saves, and at 100,000 files
+        it is tens of MB that :meth:`collect_garbage` would add to."""
+        self._live = None
 
     def delete_all(self) -> None:
         """Remove the whole job root (snapshots, objects, job record)."""

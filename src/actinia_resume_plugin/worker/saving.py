@@ -253,6 +253,10 @@ class SavingPolicy:
             self.removals.discard_kept(self.kept)
         self.record({"status": "error", "iteration": self.iteration,
                      "failed_step": failed})
+        # the job ends: nothing saves after this, and the live state (the
+        # stat of every file) would sit beside the manifests the garbage
+        # collection parses (the peak RSS of a failed job at 100,000 files)
+        self.store.forget_live()
         try:
             self.store.collect_garbage()
         except OSError as exc:
