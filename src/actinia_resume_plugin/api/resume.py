@@ -350,9 +350,11 @@ def _dry_run_plan(plan, plan_of, kept: KeptMapset, store: SnapshotStore):
         except NotAdoptable:
             adoptable = False
         else:
-            if store.damage_of_files(step, files) is None:
+            # one read of every stored byte; only when something is
+            # damaged, again the few files the adoption would put back
+            damage = store.damage(step, content=True)
+            if damage is None or store.damage_of_files(step, files) is None:
                 plan.files_to_put_back = len(files)
-                damage = store.damage(step, content=True)
                 if damage:
                     plan.add_notice(
                         damage, "The resume continues in the kept mapset "

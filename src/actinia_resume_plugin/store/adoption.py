@@ -108,18 +108,7 @@ def adopt_kept_mapset(kept: KeptMapset, store: SnapshotStore, step: int,
     if claimed is None:
         raise NotAdoptable("no kept mapset")
     try:
-        try:
-            record = kept.read_record(claimed)
-        except ValueError as exc:
-            raise NotAdoptable(f"the kept mapset's record: {exc}") from None
-        try:
-            info = store.get(step)
-            state, modes = store.state(step)
-        except SnapshotError as exc:
-            raise NotAdoptable(str(exc)) from None
-        # the kept state is the planned snapshot's own: its recorded keys
-        # alone tell an unchanged file (else the contents are compared)
-        same = info is not None and info.id == record.snapshot_id
+        record, state, modes, same = _planned(kept, claimed, store, step)
         names = sorted(n for n in targets if n in state)
         report = AdoptionReport()
         t0 = entry.now_coarse_ns()
@@ -154,13 +143,7 @@ def files_to_put_back(kept: KeptMapset, store: SnapshotStore, step: int
     is no intact kept mapset (the PUT would restore from the store)."""
     if not kept.exists():
         raise NotAdoptable("no kept mapset")
-    try:
-        record = kept.read_record(kept.path)
-        info = store.get(step)
-        state, _modes = store.state(step)
-    except (ValueError, SnapshotError) as exc:
-        raise NotAdoptable(str(exc)) from None
-    same = info is not None and info.id == record.snapshot_id
+    record, state, _modes, same = _planned(kept, kept.path, store, step)
     t0 = entry.now_coarse_ns()
     put_back = []
     for name in sorted(state):
@@ -170,17 +153,45 @@ def files_to_put_back(kept: KeptMapset, store: SnapshotStore, step: int
             put_back.extend((name, rel, item) for rel, item in
                             planned.items() if item.kind == "f")
             continue
-        contents = None if same else record.contents(name)
-        try:
-            repair = _compare(live_listing.list_tree(
-                top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, planned,
-                record.keys.get(name, {}), contents, t0)
-        except live_listing.ListingUnavailable:
-            repair = _compare(_walk(top), top, planned,
-                              record.keys.get(name, {}), contents, t0)
+        repair, _walk_kind = _compare_dir(
+            top, planned, record.keys.get(name, {}),
+            None if same else record.contents(name), t0)
         put_back.extend((name, rel, item) for rel, item in planned.items()
                         if item.kind == "f" and rel not in repair.entries)
     return put_back
+
+
+def _planned(kept: KeptMapset, directory: Path, store: SnapshotStore,
+             step: int) -> tuple[KeptRecord, dict, dict, bool]:
+    """``(record, state, modes, same)`` of the kept dir ``directory``
+    against snapshot ``step``; ``same``: the kept state is the planned
+    snapshot's own, so its recorded keys alone tell an unchanged file
+    (else the contents are compared). :class:`NotAdoptable` when the
+    record or the snapshot cannot be read."""
+    try:
+        record = kept.read_record(directory)
+    except ValueError as exc:
+        raise NotAdoptable(f"the kept mapset's record: {exc}") from None
+    try:
+        info = store.get(step)
+        state, modes = store.state(step)
+    except SnapshotError as exc:
+        raise NotAdoptable(str(exc)) from None
+    return record, state, modes, (info is not None
+                                  and info.id == record.snapshot_id)
+
+
+def _compare_dir(top: str, planned: dict, known: dict,
+                 contents: dict | None, t0: int) -> tuple[_Repair, str]:
+    """:func:`_compare` on the stat walk of ``top``: GNU find, else the
+    Python walk; returns the repair and which walk ran."""
+    try:
+        return _compare(live_listing.list_tree(
+            top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, planned,
+            known, contents, t0), "find"
+    except live_listing.ListingUnavailable:
+        return _compare(_walk(top), top, planned, known, contents,
+                        t0), "python"
 
 
 def _move_into_place(src: Path, target: Path) -> None:
@@ -212,14 +223,8 @@ def _repair_part(store, step, name, part_dir: Path, planned: dict, mode: int,
         path = os.path.join(top, excluded)
         if os.path.isdir(path) and not os.path.islink(path):
             rmtree(path)
-    known = record.keys.get(name, {})
-    try:
-        repair = _compare(live_listing.list_tree(
-            top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, planned,
-            known, contents, t0)
-    except live_listing.ListingUnavailable:
-        report.walk = "python"
-        repair = _compare(_walk(top), top, planned, known, contents, t0)
+    repair, report.walk = _compare_dir(
+        top, planned, record.keys.get(name, {}), contents, t0)
     entries = repair.entries
     writable = _Writable()
     for rel in repair.remove_files:
