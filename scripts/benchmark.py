@@ -543,8 +543,8 @@ def token_client(url: str) -> ActiniaClient:
 
 
 def auth_seconds(url: str, client: ActiniaClient, rounds: int = 5) -> dict:
-    """Median time of one ``GET /version``-like authenticated request
-    (the user's own details) with a password and with the token."""
+    """Median time of one authenticated request (``GET /users/<user>``,
+    the user's own details) with a password and with the token."""
     path = f"users/{AUTH[0]}"
     out = {}
     for name, who in (("password", ActiniaClient(url, *AUTH)),
