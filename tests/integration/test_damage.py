@@ -10,6 +10,8 @@ atime and mtime back (``os.utime`` with nanoseconds), resumes and checks
 the value the job computes:
 
 - an object (the bytes of ``fcell/ten`` become those of ``fcell/five``),
+- the same in a pack file (one step makes ``ten``, ``five`` and 40 more
+  maps: enough small new files for its interim result to be packed),
 - a manifest (the entry of ``fcell/ten`` names the object of
   ``fcell/five``),
 - the job record (its stored chain says ``ten = 17``; a PUT without body
@@ -33,7 +35,7 @@ import pytest
 from actinia_resume_plugin.store import SnapshotStore
 from actinia_resume_plugin.store.kept_mapset import KeptMapset
 
-from .chains import box_region, mapcalc, univar
+from .chains import box_region, mapcalc, sh, univar
 from .chains import chain as chain_of
 from .chains import gate as gate_step
 from .deployments import SUPERADMIN
@@ -45,13 +47,18 @@ ENDPOINTS = {
 }
 
 
-def chain(gate: Path) -> dict:
+def chain(gate: Path, packed: bool = False) -> dict:
     """region, ten = 10, five = 5, a gate that fails while ``gate`` is
-    missing, r.univar of ten."""
+    missing, r.univar of ten. ``packed``: ten and five are made in one
+    step with 40 more maps (their objects go into a pack file)."""
+    maps = [mapcalc("ten", "ten = 10.0"), mapcalc("five", "five = 5.0")]
+    if packed:
+        maps = [sh("maps", "{ echo 'ten = 10.0'; echo 'five = 5.0'; i=0; "
+                   "while [ $i -lt 40 ]; do echo \"f$i = $i\"; i=$((i+1)); "
+                   "done; } | r.mapcalc file=- --quiet")]
     return chain_of(
         box_region(40, 40),
-        mapcalc("ten", "ten = 10.0"),
-        mapcalc("five", "five = 5.0"),
+        *maps,
         gate_step(gate),
         univar("univar", "ten", "stats"),
     )
@@ -89,6 +96,21 @@ def damage_object(store: SnapshotStore) -> None:
                   lambda p: p.write_bytes(donor))
 
 
+def damage_packed_object(store: SnapshotStore) -> None:
+    mapset = newest_state(store)
+    ten, five = mapset["fcell/ten"], mapset["fcell/five"]
+    pack, at, length = store.object_location(ten.obj)
+    donor_pack, donor_at, donor_length = store.object_location(five.obj)
+    assert pack.endswith(".pack") and length == donor_length == five.size
+    with open(donor_pack, "rb") as handle:
+        donor = os.pread(handle.fileno(), donor_length, donor_at)
+
+    def change(path):
+        with open(path, "r+b") as handle:
+            os.pwrite(handle.fileno(), donor, at)
+    keeping_times(Path(pack), change)
+
+
 def damage_manifest(store: SnapshotStore) -> None:
     mapset = newest_state(store)
     ten, five = mapset["fcell/ten"], mapset["fcell/five"]
@@ -113,14 +135,14 @@ def damage_record(store: SnapshotStore) -> None:
         raw.replace(b"ten = 10.0", b"ten = 17.0")))
 
 
-DAMAGE = {"object": damage_object, "manifest": damage_manifest,
-          "record": damage_record}
+DAMAGE = {"object": damage_object, "packed_object": damage_packed_object,
+          "manifest": damage_manifest, "record": damage_record}
 
 
-def failed_job(dep, endpoint: str, gate: Path):
+def failed_job(dep, endpoint: str, gate: Path, packed: bool = False):
     client = dep.client()
     path = ENDPOINTS[endpoint].format(mapset=f"dmg_{uuid.uuid4().hex[:8]}")
-    failed = client.run_chain(path, chain(gate))
+    failed = client.run_chain(path, chain(gate, packed))
     assert failed["status"] == "error", failed["message"]
     return client, failed["urls"]["status"]
 
@@ -130,7 +152,7 @@ def check_resumed(client, status_url: str, kind: str) -> dict:
     assert dry.status_code == 200, dry.text
     notice = dry.json()["plan"]["notice"] or ""
     where = {"record": "job.json", "manifest": "manifest.json",
-             "object": "fcell/ten"}[kind]
+             "object": "fcell/ten", "packed_object": "fcell/ten"}[kind]
     assert where in notice, notice
     if kind != "record":
         assert "damaged" in notice, notice
@@ -152,7 +174,8 @@ def deployment(request, stack_true, stack_onerror):
 def test_damage_keeping_timestamps_never_gives_a_wrong_value(
         deployment, endpoint, kind, tmp_path):
     gate = tmp_path / "gate"
-    client, status_url = failed_job(deployment, endpoint, gate)
+    client, status_url = failed_job(deployment, endpoint, gate,
+                                    packed=kind == "packed_object")
     DAMAGE[kind](store_of(deployment, status_url))
     # the resume restores from the store, not from the failed job's kept
     # mapset (which needs no stored object it does not put back; see

@@ -65,10 +65,14 @@ def _stack_pgids(dep) -> set[int]:
 
 
 def _object_count(objects: Path) -> int:
+    """Loose objects plus the bytes of pack files (and of a pack being
+    written): grows while a save writes."""
     total = 0
-    for fan in os.scandir(objects):
-        if fan.is_dir(follow_symlinks=False):
-            total += len(os.listdir(fan.path))
+    for item in os.scandir(objects):
+        if item.is_dir(follow_symlinks=False):
+            total += len(os.listdir(item.path))
+        else:
+            total += item.stat(follow_symlinks=False).st_size
     return total
 
 

@@ -11,6 +11,11 @@ flushed and renamed to its name (:meth:`ObjectStore.store_new_files`);
 objects of another job's store are hard linked when a job reuses them
 (:meth:`ObjectStore.take_over`); objects no manifest names are removed
 (:meth:`ObjectStore.collect_garbage`).
+
+A save that writes many small new objects puts them into pack files
+instead (:mod:`.packs`: one file for thousands of objects, as git's
+packfiles beside its loose objects); a reader asks :attr:`ObjectStore.packs`
+first and falls back to the loose file.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 
+import xxhash
+
 from . import fsops
 from .entry import Entry, LiveState
 from .errors import SnapshotDamaged
 from .layout import OBJECT_TMP_PREFIX, temp_name
+from .packs import PACK_MIN_OBJECTS, PackIndex, PackWriter
 
 __all__ = ["FSYNC_EACH_MAX", "ObjectStore"]
 
@@ -38,6 +46,7 @@ class ObjectStore:
         # str, not Path: path() runs once per file of a mapset
         self.dir = objects_dir
         self._fans: set[str] = set()  # fan-out dirs known to exist
+        self.packs = PackIndex(objects_dir)
 
     def path(self, obj: str) -> str:
         return f"{self.dir}/{obj[:2]}/{obj[2:]}"
@@ -53,37 +62,48 @@ class ObjectStore:
         known = dict(live.objects) if live and not foreign else {}
         created: list[str] = []
         written: list[str] = []  # new data, not links to durable objects
+        pack = PackWriter(self.dir) if _worth_a_pack(plan) else None
         files = nbytes = 0
         try:
             if foreign:
-                self.take_over(plan.state, foreign, known, created, written)
+                self.take_over(plan.state, foreign, known, created, written,
+                               pack)
             for name, rel, src in plan.new_files:
                 item = plan.state[name][rel]
-                obj, oino, octime, fresh = self.put(src, known)
+                obj, oino, octime, fresh = self.put(src, known, pack)
                 if fresh:
-                    created.append(obj)
-                    written.append(obj)
+                    if oino:  # a loose object (a packed one has no inode)
+                        created.append(obj)
+                        written.append(obj)
                     files += 1
                     nbytes += item.size
                 plan.state[name][rel] = item._replace(
                     obj=obj, oino=oino, octime=octime)
-            self.flush(written)
+            self.flush(written, pack)
         except BaseException:
+            if pack is not None:
+                pack.abort()
             self.remove(created)
             raise
         return files, nbytes, known
 
-    def put(self, src: str, known: dict) -> tuple[str, int, int, bool]:
+    def put(self, src: str, known: dict, pack: PackWriter | None = None
+            ) -> tuple[str, int, int, bool]:
         """Store one file: ``(object, inode, ctime, whether it is new)``.
         An object already in ``known`` (stored by this process) is not
         written again; a small file is hashed before anything is written,
-        so such a file costs one read."""
+        so such a file costs one read, and goes into ``pack`` if given
+        (inode and ctime 0: a packed object has none of its own)."""
         small = fsops.read_small_hashing(src)
         if small is None:
             return self._put_copied(src, known)
         data, obj = small
         if obj in known:
             return obj, *known[obj], False
+        if pack is not None:
+            pack.add(obj, data)
+            known[obj] = (0, 0)
+            return obj, 0, 0, True
         final = self.path(obj)
         self._make_fan(obj)
         try:
@@ -144,17 +164,29 @@ class ObjectStore:
             self._fans.add(fan)
 
     def take_over(self, state: dict, foreign: str, known: dict,
-                  created: list, written: list) -> None:
+                  created: list, written: list,
+                  pack: PackWriter | None = None) -> None:
         """After a restore from another job's store (reuse across jobs):
         hard link the objects of the unchanged files from there (immutable;
         no copy of the mapset, and this job keeps them if that one is
-        removed). Adds the objects created here to ``created`` and those
-        that had to be copied to ``written``: a link needs no fsync, its
-        data is already on disk (the other job flushed it when it saved),
-        and its name is ordered before the manifest as a new object's is."""
+        removed), a packed object by linking its pack. Adds the objects
+        created here to ``created`` and those that had to be copied to
+        ``written``: a link needs no fsync, its data is already on disk
+        (the other job flushed it when it saved), and its name is ordered
+        before the manifest as a new object's is."""
+        theirs = PackIndex(foreign)
+        theirs.sync()
+        self.packs.sync()
         for entries in state.values():
             for rel, item in entries.items():
                 if item.kind != "f" or not item.obj or item.obj in known:
+                    continue
+                blob = theirs.locate(item.obj)
+                if blob is not None:
+                    self._take_packed(theirs, blob, item, pack, created,
+                                      written)
+                    known[item.obj] = (0, 0)
+                    entries[rel] = item._replace(oino=0, octime=0)
                     continue
                 final = self.path(item.obj)
                 os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -166,9 +198,7 @@ class ObjectStore:
                 except OSError:  # another file system, too many links
                     if fsops.copy_hashing(source, final) != item.obj:
                         fsops.unlink_quietly(final)
-                        raise OSError(
-                            errno.EIO, "an object of the reused interim "
-                            "result does not match its hash", rel) from None
+                        raise _reused_damaged(rel) from None
                     written.append(item.obj)
                 st = os.lstat(final)
                 created.append(item.obj)
@@ -176,10 +206,51 @@ class ObjectStore:
                 entries[rel] = item._replace(oino=st.st_ino,
                                              octime=st.st_ctime_ns)
 
-    def flush(self, created: list[str]) -> None:
+    def _take_packed(self, theirs: PackIndex, blob, item: Entry,
+                     pack: PackWriter | None, created: list,
+                     written: list) -> None:
+        """Take over a packed object of another store: its whole pack is
+        hard linked (once); where a link cannot be made, the object's
+        bytes are checked and stored here (into this save's pack, if it
+        has one)."""
+        mine = os.path.join(self.dir, os.path.basename(blob.pack))
+        if mine in self.packs.packs():
+            return
+        os.makedirs(self.dir, exist_ok=True)
+        try:
+            os.link(blob.pack, mine)
+        except FileExistsError:
+            pass
+        except OSError:  # another file system, too many links
+            self._copy_packed(blob, item, pack, created, written)
+            return
+        created.append(mine)
+        self.packs.added(mine, theirs.blobs_of(blob.pack))
+
+    def _copy_packed(self, blob, item: Entry, pack: PackWriter | None,
+                     created: list, written: list) -> None:
+        with open(blob.pack, "rb") as handle:
+            data = os.pread(handle.fileno(), blob.length, blob.offset)
+        if len(data) != item.size or \
+                xxhash.xxh3_128_hexdigest(data) != item.obj:
+            raise _reused_damaged(item.obj)
+        if pack is not None:
+            pack.add(item.obj, data)
+            return
+        self._make_fan(item.obj)
+        fsops.write_new(self.path(item.obj), data)
+        created.append(item.obj)
+        written.append(item.obj)
+
+    def flush(self, created: list[str], pack: PackWriter | None = None
+              ) -> None:
         """New objects reach the disk before a manifest names them: a few
         are fsynced one by one (only their data is written), many at once
-        with one ``syncfs`` (100,000 fsyncs would take minutes)."""
+        with one ``syncfs`` (100,000 fsyncs would take minutes); a pack is
+        flushed and renamed to its name."""
+        if pack is not None:
+            for path, blobs in pack.finish():
+                self.packs.added(path, blobs)
         if len(created) > FSYNC_EACH_MAX:
             fsops.syncfs(self.dir)
             return
@@ -187,9 +258,10 @@ class ObjectStore:
             fsops.fsync_path(self.path(obj))
 
     def remove(self, objs: Iterable[str]) -> None:
-        """Remove objects a failed save wrote."""
+        """Remove objects (and linked packs: their paths) a failed save
+        wrote."""
         for obj in objs:
-            fsops.unlink_quietly(self.path(obj))
+            fsops.unlink_quietly(obj if os.sep in obj else self.path(obj))
 
     # ------------------------------------------------------------- check
     def check(self, step: int, name: str, rel: str, item: Entry,
@@ -208,17 +280,20 @@ class ObjectStore:
         ``sizes`` (``{object: size}`` of the regular files below
         ``objects/``, from a walk the caller made anyway) saves the
         ``lstat``."""
+        blob = self.packs.locate(item.obj)
+        if blob is not None:
+            return self._packed_problem(blob, item, content)
         if sizes is not None and not content:
             size = sizes.get(item.obj)
             if size == item.size:
                 return None
-            return "is missing" if size is None else \
-                f"has {size} bytes, recorded {item.size}"
+            return "is missing" + self.packs.missing_reason() \
+                if size is None else f"has {size} bytes, recorded {item.size}"
         path = self.path(item.obj)
         try:
             st = os.lstat(path)
         except OSError:
-            return "is missing"
+            return "is missing" + self.packs.missing_reason()
         if not stat.S_ISREG(st.st_mode) or st.st_size != item.size:
             return f"has {st.st_size} bytes, recorded {item.size}"
         if not content:
@@ -229,11 +304,34 @@ class ObjectStore:
             intact = False
         return None if intact else "does not match its recorded hash"
 
+    @staticmethod
+    def _packed_problem(blob, item: Entry, content: bool) -> str | None:
+        """:meth:`problem` for a packed object."""
+        if blob.length != item.size:
+            return f"has {blob.length} bytes, recorded {item.size}"
+        if not content:
+            return None
+        try:
+            with open(blob.pack, "rb") as handle:
+                data = os.pread(handle.fileno(), blob.length, blob.offset)
+        except OSError:
+            return "is missing (its pack cannot be read)"
+        if len(data) != item.size:
+            return f"has {len(data)} bytes, recorded {item.size}"
+        if xxhash.xxh3_128_hexdigest(data) != item.obj:
+            return "does not match its recorded hash"
+        return None
+
     # ------------------------------------------------------------- gc
     def collect_garbage(self, referenced: set) -> int:
         """Remove every object not in ``referenced`` (left by pruning or a
-        killed save); returns how many."""
+        killed save) and every pack none of whose objects is referenced;
+        returns how many files."""
+        self.packs.sync()
         removed = 0
+        for path in self.packs.unneeded(referenced):
+            fsops.unlink_quietly(path)
+            removed += 1
         try:
             fans = list(os.scandir(self.dir))
         except (FileNotFoundError, NotADirectoryError):
@@ -247,3 +345,20 @@ class ObjectStore:
                         os.unlink(item.path)
                         removed += 1
         return removed
+
+
+def _worth_a_pack(plan) -> bool:
+    """Whether a save writes enough small new objects to pack them (the
+    plan knows sizes, not contents: equal files still count)."""
+    small = 0
+    for name, rel, _src in plan.new_files:
+        if plan.state[name][rel].size <= fsops.CHUNK:
+            small += 1
+            if small >= PACK_MIN_OBJECTS:
+                return True
+    return False
+
+
+def _reused_damaged(rel: str) -> OSError:
+    return OSError(errno.EIO, "an object of the reused interim result does "
+                   "not match its hash", rel)

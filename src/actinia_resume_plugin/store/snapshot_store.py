@@ -153,7 +153,17 @@ class SnapshotStore:
         return self.steps_dir / step_dirname(step)
 
     def object_path(self, obj: str) -> str:
+        """The file of a loose object (see :meth:`object_location`)."""
         return self._objects.path(obj)
+
+    def object_location(self, obj: str) -> tuple[str, int, int | None]:
+        """``(file, offset, length)`` of the bytes of object ``obj``: in its
+        pack, or the whole loose file (length None)."""
+        self._objects.packs.sync()
+        blob = self._objects.packs.locate(obj)
+        if blob is not None:
+            return blob
+        return self._objects.path(obj), 0, None
 
     # ------------------------------------------------------------- readers
     def list(self) -> list[SnapshotInfo]:
@@ -236,6 +246,7 @@ class SnapshotStore:
         below ``objects/``, from a walk the caller makes anyway) saves the
         ``lstat`` per object."""
         cache: dict = {}
+        self._objects.packs.sync()
 
         def delta_problems(manifest: Manifest) -> list[tuple]:
             return [(name, rel, why)
@@ -397,6 +408,7 @@ class SnapshotStore:
         dry run of a resume in a kept mapset reads what it would put
         back)."""
         checked: set = set()
+        self._objects.packs.sync()
         try:
             for name, rel, item in files:
                 if item.obj not in checked:
@@ -417,6 +429,7 @@ class SnapshotStore:
                 raise SnapshotNotFound(step)
             raise problem
         checked: dict = {}  # object -> size found intact (each once)
+        self._objects.packs.sync()
         for name, entries in fold(chain)[0].items():
             for rel, item in entries.items():
                 if item.kind == "f" and checked.get(item.obj) != item.size:
