@@ -7,12 +7,14 @@ Each scenario is a generated chain of 3-10 fast GRASS steps on a 10 x 10
 region (r.mapcalc over earlier maps, overwrites, g.rename / g.remove /
 g.copy, r.neighbors, r.null, r.reclass, r.mask, r.buildvrt, i.group,
 r.colors with a rules file, v.random / v.db.update, exe steps, stdout
-results, repeated step ids). One step is replaced by a failing one (a
-missing input, an external cause, or a step that removes a map and then
-fails); the job fails; the chain is fixed (the failed step repaired;
-sometimes an earlier step edited, a step inserted or removed, or a second
-failure and a second resume) and resumed with PUT, ephemeral or
-persistent, with ``save_interim_results`` True or onError.
+results, repeated step ids, and now and then one exe step making 40 maps at
+once: enough small new files for its interim result to be a pack file).
+One step is replaced by a failing one (a missing input, an external cause,
+or a step that removes a map and then fails); the job fails; the chain is
+fixed (the failed step repaired; sometimes an earlier step edited, a step
+inserted or removed, or a second failure and a second resume) and resumed
+with PUT, ephemeral or persistent, with ``save_interim_results`` True or
+onError.
 
 The oracle is a fresh run of the final chain. Every chain ends with an
 inventory step that prints a checksum of every raster (cell values through
@@ -55,6 +57,10 @@ FIGURES = Path(os.environ.get("RESUME_DIFFERENTIAL_FIGURES",
                               "/tmp/resume-differential.json"))
 
 # cut -c1-32 of md5sum; errors go to stdout too ("2>&1": '&' is refused)
+#: Maps the "bulk" step makes at once (~7 files each: > the 256 small new
+#: files that make a save write a pack file).
+BULK = 40
+
 INVENTORY = r"""
 sum() { md5sum | cut -c1-32; }
 for m in $(g.list type=raster mapset=. | sort); do
@@ -82,7 +88,7 @@ def inventory():
                        "delimiter": "\n"}}
 
 
-def module(step_id, name, flags=None, overwrite=False, **params):
+def module(step_id, name, /, flags=None, overwrite=False, **params):
     step = {"id": step_id, "module": name, "inputs": [
         {"param": k, "value": str(v)} for k, v in params.items()]}
     if flags:
@@ -103,6 +109,7 @@ class Model:
     vrt: set = field(default_factory=set)  # maps that are part of a VRT
     vectors: list = field(default_factory=list)
     mask: bool = False
+    bulk: bool = False  # a step made BULK maps at once (a packed save)
     names: int = 0
 
     def new(self, prefix="m"):
@@ -148,6 +155,8 @@ class Generator:
             kinds += ["rename", "remove"]
         if m.vectors:
             kinds += ["vupdate"]
+        if not m.bulk and r.random() < 0.3:
+            kinds += ["bulk"]
         kind = r.choice(kinds)
         sid = self.step_id(kind, stdout=kind == "univar")
         if kind == "mapcalc":
@@ -238,6 +247,16 @@ class Generator:
             m.pinned.update(inputs)
             return module(sid, "i.group", group=m.new("g"),
                           input=",".join(inputs))
+        if kind == "bulk":
+            # enough small new files (BULK maps, ~7 files each) for the
+            # step's interim result to go into a pack file
+            m.bulk = True
+            prefix = m.new("b")
+            m.ints.extend(f"{prefix}_{i}" for i in range(BULK))
+            return {"id": sid, "exe": "/bin/sh", "params": ["-c", (
+                f"i=0; while [ $i -lt {BULK} ]; do echo \"{prefix}_$i = "
+                "row() * $i + col()\"; i=$((i+1)); done | r.mapcalc file=- "
+                "--quiet")]}
         if kind == "vrandom":
             out = m.new("p")
             m.vectors.append(out)
@@ -274,7 +293,7 @@ class Generator:
 def _copy(model: Model) -> Model:
     return Model(list(model.ints), list(model.others), set(model.pinned),
                  set(model.reclass), set(model.vrt), list(model.vectors),
-                 model.mask, model.names)
+                 mask=model.mask, bulk=model.bulk, names=model.names)
 
 
 def wrap(steps: list[dict]) -> dict:
@@ -389,6 +408,8 @@ def run_scenario(deployments, files, outcomes, mode, endpoint, seed):
         return
     outcomes[f"{label}: {'equal' if equal else 'DIFFERS'}"] += 1
     outcomes[f"fix {sc.fix}"] += 1
+    if any(step["id"].startswith("bulk_") for step in sc.final["list"]):
+        outcomes["with a step making 40 maps (a packed save)"] += 1
     if not equal:
         FIGURES.with_suffix(f".{seed}.json").write_text(json.dumps(
             {"scenario": [sc.failing, sc.middle, sc.final], "done": done,
