@@ -260,20 +260,28 @@ class Restorer:
             # the temporary mapset and the job-local mapsets restored with
             # it may name the old temporary mapset
             self.rename_mapsets(
-                [mapset_path] + [path for part, path in targets.items()
-                                 if part.startswith(ADDITIONAL_PART)],
+                {part: path for part, path in targets.items()
+                 if part == "mapset" or part.startswith(ADDITIONAL_PART)},
                 old_name, mapset_name)
         self.log.info(
             f"Restored interim result of step {step} into {mapset_path}")
 
-    def rename_mapsets(self, paths, old_name: str, new_name: str) -> None:
+    def rename_mapsets(self, paths: dict, old_name: str,
+                       new_name: str) -> None:
         """Rewrite ``old_name`` to ``new_name`` wherever the mapsets at
-        ``paths`` name their own (or the old temporary) mapset."""
-        for path in paths:
+        ``paths`` (part -> dir) name their own (or the old temporary)
+        mapset. The state the store just restored or adopted tells which
+        files are there and what they hold: only places that exist are
+        looked at, and files sharing an object are read once
+        (:func:`rename_mapset_references`)."""
+        live = self.store.live_state()
+        for part, path in paths.items():
+            entries = live.state.get(part) if live is not None else None
             for directory in MAPSET_NAME_DIRS:
-                self.change_mapsetname(os.path.join(path, directory),
-                                       directory, old_name, new_name)
-            rename_mapset_references(path, old_name, new_name)
+                if entries is None or _may_name_mapsets(entries, directory):
+                    self.change_mapsetname(os.path.join(path, directory),
+                                           directory, old_name, new_name)
+            rename_mapset_references(path, old_name, new_name, entries)
 
     def _adopt_kept_mapset(self, step: int, targets: dict) -> bool:
         """Continue in the failed iteration's own dirs, kept at its failure
@@ -303,3 +311,15 @@ class Restorer:
             f"Adopted the kept mapset: {report.files_put_back} file(s) put "
             f"back, {report.paths_removed} removed, {report.files_kept} kept")
         return True
+
+
+def _may_name_mapsets(entries: dict, directory: str) -> bool:
+    """Does actinia's ``change_mapsetname`` have anything to do in
+    ``directory`` of a mapset whose state is ``entries``? For
+    ``cell_misc`` only raster VRTs (``cell_misc/<map>/vrt``) are rewritten
+    (10,000 rasters are 10,000 dirs to look into otherwise); ``group`` and
+    ``tgis`` are handed over whenever the dir is there."""
+    if directory != "cell_misc":
+        return directory in entries
+    return any(rel.endswith("/vrt") and rel.startswith("cell_misc/")
+               and rel.count("/") == 2 for rel in entries)
