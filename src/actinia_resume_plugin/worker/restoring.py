@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 
 from actinia_resume_plugin import inputs, plans
 from actinia_resume_plugin.store import (
+    KeptListing,
     KeptMapset,
     NotAdoptable,
     SnapshotDamaged,
@@ -108,6 +109,7 @@ class Restorer:
         self.input_fingerprints = None
         self._taken_logs: list = []  # stdout logs taken over
         self._damaged: dict = {}  # step -> why: found damaged by a restore
+        self._kept_listing: KeptListing | None = None
 
     # --------------------------------------------------------------- plan
     def prepare(self, step_units: Sequence, fingerprints: Sequence[str],
@@ -119,12 +121,16 @@ class Restorer:
         self.fingerprints = fingerprints
         self.input_fingerprints = input_fingerprints
         restore = self.plan.get("restore_snapshot")
+        adopting = restore is not None and self.kept_mapset_usable()
+        if adopting:
+            # the stat walk of the kept dirs runs on the other core while
+            # the manifests are parsed just below
+            self._kept_listing = KeptListing(self.kept)
         # with a kept mapset (issue 23) only the files put back are read
         # from the store, each checked as it is copied: no check of all
         if restore is not None and (
                 self.restore_store.get(int(restore)) is None
-                if self.kept_mapset_usable()
-                else self.restore_store.damage(int(restore))):
+                if adopting else self.restore_store.damage(int(restore))):
             self.replan()
         self.apply()
 
@@ -165,6 +171,7 @@ class Restorer:
                                     [u.step_id for u in self.step_units])
         if restore is None or self.restore_store is not self.store:
             # issue 23: this iteration does not start from the kept state
+            self._drop_kept_listing()
             self.removals.discard_kept(self.kept)
 
     def _damage(self, step: int) -> str | None:
@@ -202,6 +209,23 @@ class Restorer:
         never used: the plan falls back and the next is tried. Returns
         whether an interim result was restored."""
         started = time.monotonic()
+        try:
+            self._restore_until_intact(project_path, mapset_name, tmpdir)
+        finally:
+            self._drop_kept_listing()
+        if self.info is None:
+            return False
+        self.report["restore_seconds"] = round(time.monotonic() - started, 3)
+        # every restored byte was hashed as it was copied: what it cost
+        verified = self.restore_store.last_restore
+        self.report["verified_bytes"] = verified.get("bytes")
+        self.report["verify_seconds"] = verified.get("verify_seconds")
+        return True
+
+    def _restore_until_intact(self, project_path: str, mapset_name: str,
+                              tmpdir: str) -> None:
+        """Restore the planned interim result; one found damaged makes the
+        plan fall back, and the next is tried."""
         while self.info is not None:
             try:
                 self._restore_planned(project_path, mapset_name, tmpdir)
@@ -213,14 +237,12 @@ class Restorer:
                 self._damaged[step] = f"The {self.for_client(exc)}."
                 self.replan()
                 self.apply()
-        if self.info is None:
-            return False
-        self.report["restore_seconds"] = round(time.monotonic() - started, 3)
-        # every restored byte was hashed as it was copied: what it cost
-        verified = self.restore_store.last_restore
-        self.report["verified_bytes"] = verified.get("bytes")
-        self.report["verify_seconds"] = verified.get("verify_seconds")
-        return True
+
+    def _drop_kept_listing(self) -> None:
+        """The walks of the kept dirs are not needed (any more)."""
+        if self._kept_listing is not None:
+            self._kept_listing.close()
+            self._kept_listing = None
 
     def _restore_planned(self, project_path: str, mapset_name: str,
                          tmpdir: str) -> None:
@@ -292,7 +314,9 @@ class Restorer:
         if self.restore_store is not self.store:
             return False
         try:
-            report = adopt_kept_mapset(self.kept, self.store, step, targets)
+            listing, self._kept_listing = self._kept_listing, None
+            report = adopt_kept_mapset(self.kept, self.store, step, targets,
+                                       listing)
         except NotAdoptable as exc:
             self.report["kept_mapset"] = {
                 "adopted": False, "reason": str(exc)}
