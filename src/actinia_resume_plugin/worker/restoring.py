@@ -126,13 +126,18 @@ class Restorer:
             # the stat walk of the kept dirs runs on the other core while
             # the manifests are parsed just below
             self._kept_listing = KeptListing(self.kept)
-        # with a kept mapset (issue 23) only the files put back are read
-        # from the store, each checked as it is copied: no check of all
-        if restore is not None and (
-                self.restore_store.get(int(restore)) is None
-                if adopting else self.restore_store.damage(int(restore))):
-            self.replan()
-        self.apply()
+        try:
+            # with a kept mapset (issue 23) only the files put back are
+            # read from the store, each checked as it is copied: no check
+            # of all
+            if restore is not None and (
+                    self.restore_store.get(int(restore)) is None
+                    if adopting else self.restore_store.damage(int(restore))):
+                self.replan()
+            self.apply()
+        except BaseException:
+            self._drop_kept_listing()  # no restore follows
+            raise
 
     def kept_mapset_usable(self) -> bool:
         return self.restore_store is self.store and self.kept.exists()
