@@ -447,6 +447,9 @@ def plan_for_job(chain: dict, job: JobRecord, store: SnapshotStore,
     failed = job.get("failed_step")
     if failed is None and job:
         failed = (max(snapshots) + 1) if snapshots else 0
+    # one survey of the stored objects answers both the cheap damage check
+    # of the interim result to restore and the notice about the others
+    damaged = store.survey()[1]
     try:
         from_position = (planner.resolve_step_ref(from_step, ids)
                          if from_step is not None else None)
@@ -457,7 +460,8 @@ def plan_for_job(chain: dict, job: JobRecord, store: SnapshotStore,
             failed, snapshots, job.get("inputs"),
             inputs.current_inputs(ordered, job.get("inputs"),
                                   job_local_pattern),
-            damage=functools.partial(store.damage, content=verify_content),
+            damage=functools.partial(store.damage, content=True)
+            if verify_content else functools.partial(_surveyed, damaged),
             from_step=from_position)
     except PlanError:
         raise
@@ -465,31 +469,40 @@ def plan_for_job(chain: dict, job: JobRecord, store: SnapshotStore,
         raise PlanError(str(exc)) from None
     plan.forced_from = from_position
     plan.step_ids = ids
-    _add_job_notices(plan, job, store, bool(snapshots))
+    _add_job_notices(plan, job, store, bool(snapshots), damaged)
     return plan
 
 
+def _surveyed(damaged: dict, step: int) -> str | None:
+    """:meth:`.SnapshotStore.damage` without ``content``, from the
+    survey's ``{step: why}`` (the same definition of an intact interim
+    result: every manifest sealed, every object there at its size)."""
+    why = damaged.get(step)
+    return None if why is None else f"The {why}."
+
+
 def _add_job_notices(plan: ResumePlan, job: JobRecord, store: SnapshotStore,
-                     any_interim_results: bool) -> None:
-    """What the plan should say about the job's record and about an
-    interim result saved at a failure (onError)."""
+                     any_interim_results: bool, damaged: dict) -> None:
+    """What the plan should say about the job's record, about damaged
+    interim results (``damaged``: the survey's ``{step: why}``) and about
+    an interim result saved at a failure (onError)."""
     if not job.found and not any_interim_results:
         plan.notice = ("No interim results are stored for this job; it runs "
                        "from the first step")
     elif job.damaged:
         plan.add_notice(job.notice(), first=True)
     restore = plan.restore_interim_result
-    _add_damage_notice(plan, store, restore)
+    _add_damage_notice(plan, damaged, restore)
     restored = store.get(restore) if restore is not None else None
     if restored is not None and restored.meta.get("taken_at_failure"):
         plan.add_notice(at_failure_notice(restore))
 
 
-def _add_damage_notice(plan: ResumePlan, store: SnapshotStore,
+def _add_damage_notice(plan: ResumePlan, surveyed: dict,
                        restore: int | None) -> None:
     """Name every damaged interim result after the restore point ("damaged",
     and where), unless the notice already does."""
-    damaged = [f"The {why}." for step, why in sorted(store.survey()[1].items())
+    damaged = [f"The {why}." for step, why in sorted(surveyed.items())
                if restore is None or step > restore]
     damaged = [why for why in damaged if why not in (plan.notice or "")]
     if damaged:

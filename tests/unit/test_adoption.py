@@ -8,6 +8,7 @@ gives."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 
@@ -15,6 +16,7 @@ import pytest
 
 from actinia_resume_plugin.store import SnapshotDamaged, SnapshotStore, live_listing
 from actinia_resume_plugin.store.adoption import (
+    KeptListing,
     NotAdoptable,
     adopt_kept_mapset,
     files_to_put_back,
@@ -169,6 +171,47 @@ def test_changes_of_the_failed_step_are_undone(job, tmp_path):
     info = fresh.save(1, {"mapset": target,
                           "tmpdir": tmp_path / "db2" / ".tmp"})
     assert info.meta["files_copied"] == 0
+
+
+def test_walks_started_before_the_adoption_are_used(job, tmp_path, lister,
+                                                  monkeypatch):
+    """The worker starts the stat walks of the kept dirs before it parses
+    the manifests (KeptListing); the adoption uses them and ends as
+    without them."""
+    store, live, tmpdir, kept = job
+    with open(live / "cell" / "m1", "r+b") as f:
+        f.write(b"\xff")
+    write(live / "cell" / "new", "added")
+    keep(store, live, tmpdir, kept)
+    listing = KeptListing(kept)
+    if lister == "find":  # no walk but the ones started before
+        monkeypatch.setattr(live_listing, "list_tree", _no_walk)
+    target = tmp_path / "db2" / "mapset_b"
+    report = adopt_kept_mapset(kept, SnapshotStore(store.root), 0, {
+        "mapset": target, "tmpdir": tmp_path / "db2" / ".tmp"}, listing)
+    # m1 goes and comes back from the store, the added file goes
+    assert (report.files_put_back, report.paths_removed) == (1, 2)
+    assert tree(target) == tree(restored(store, 0, tmp_path))
+
+
+def _no_walk(*args):
+    raise AssertionError("walked again")
+
+
+def test_a_walk_of_another_dir_is_not_used(job, tmp_path):
+    """A kept dir replaced after its walk started (another inode) is
+    walked again: the early walk never stands for other files."""
+    store, live, tmpdir, kept = job
+    keep(store, live, tmpdir, kept)
+    listing = KeptListing(kept)
+    part = kept.path / "mapset"
+    os.rename(part, tmp_path / "old")
+    shutil.copytree(tmp_path / "old", part, symlinks=True)
+    write(part / "cell" / "m1", b"\xff" * 100)  # same size, same mtime
+    target = tmp_path / "db2" / "mapset_b"
+    adopt_kept_mapset(kept, SnapshotStore(store.root), 0, {
+        "mapset": target, "tmpdir": tmp_path / "db2" / ".tmp"}, listing)
+    assert tree(target) == tree(restored(store, 0, tmp_path))
 
 
 def test_same_stat_but_other_inode_or_ctime_is_put_back(job, tmp_path):

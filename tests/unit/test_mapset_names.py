@@ -3,6 +3,8 @@
 """Mapset names GRASS writes into a mapset, rewritten after a restore
 (worker/mapset_names.py), one test per place."""
 
+import os
+
 from actinia_resume_plugin.worker.mapset_names import rename_mapset_references
 
 OLD, NEW = "mapset_ee3e1", "mapset_7a2b9"
@@ -62,3 +64,36 @@ def test_database_paths_written_out_in_full(tmp_path):
 def test_same_name_changes_nothing(tmp_path):
     write(tmp_path, "cellhd/r", f"reclass\nname: a\nmapset: {OLD}\n")
     assert rename_mapset_references(str(tmp_path), OLD, OLD) == []
+
+
+class _Entry:
+    """The two fields of a store entry the rewrite reads."""
+
+    def __init__(self, obj, kind="f"):
+        self.kind, self.obj = kind, obj
+
+
+def test_with_the_restored_state_only_its_places_are_read(tmp_path,
+                                                          monkeypatch):
+    from actinia_resume_plugin.worker import mapset_names
+    header = "proj: 99\nformat: -1\n"
+    for name in ("a", "b", "c"):
+        write(tmp_path, f"cellhd/{name}", header)  # one object, three files
+    write(tmp_path, "cellhd/r", f"reclass\nname: a\nmapset: {OLD}\n")
+    write(tmp_path, "cellhd/s", f"reclass\nname: a\nmapset: {OLD}\n")
+    write(tmp_path, "cellhd/stray", f"reclass\nname: a\nmapset: {OLD}\n")
+    entries = {"cellhd": _Entry("", "d"), "cellhd/a": _Entry("h"),
+               "cellhd/b": _Entry("h"), "cellhd/c": _Entry("h"),
+               "cellhd/r": _Entry("rc"), "cellhd/s": _Entry("rc")}
+    opened = []
+    real = mapset_names._rewrite
+    monkeypatch.setattr(mapset_names, "_rewrite",
+                        lambda path, change: opened.append(path)
+                        or real(path, change))
+    changed = rename_mapset_references(str(tmp_path), OLD, NEW, entries)
+    # both reclass headers need the rewrite (each file is its own copy);
+    # of the three plain headers (one object) only the first is read; a
+    # file the state does not hold is not looked at
+    assert sorted(changed) == ["cellhd/r", "cellhd/s"]
+    assert sorted(os.path.basename(p) for p in opened) == ["a", "r", "s"]
+    assert (tmp_path / "cellhd/stray").read_text().endswith(f"{OLD}\n")

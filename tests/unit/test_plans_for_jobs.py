@@ -93,11 +93,14 @@ def test_put_with_a_bad_step_reference_is_a_plan_error(resources, ref, words):
 
 def test_put_never_restores_a_damaged_interim_result(resources):
     store = failed_job(resources, "resource_id-a")
-    store.damage = lambda step, content=False: (
-        "Step 1 is damaged." if step == 1 else None)
+    # the object only step 1 added is cut short (a PUT checks sizes)
+    obj = store.object_path(store.state(1)[0]["mapset"]["map1"].obj)
+    open(obj, "wb").close()
     plan = plan_put(store)
     assert (plan.start, plan.restore_interim_result) == (1, 0)
-    assert plan.notice.startswith("Step 1 is damaged. It is not used")
+    assert plan.notice.startswith(
+        "The interim result of step 1 is damaged: mapset/map1 ")
+    assert "It is not used: resuming after step 0." in plan.notice
 
 
 def test_put_runs_again_from_a_step_whose_inputs_changed(resources):

@@ -105,16 +105,30 @@ def test_the_planned_interim_result_is_restored_under_the_new_name(job):
         "cellhd/out0": (RECLASS % "mapset_new").encode(),
         "cellhd/out1": (RECLASS % "mapset_new").encode()}
     assert files(job.new_tmpdir) == files(job.old_tmpdir)
-    assert [(os.path.basename(path), d, old, new)
-            for path, d, old, new in job.renamed] == [
-        ("group", "group", "mapset_old", "mapset_new"),
-        ("cell_misc", "cell_misc", "mapset_old", "mapset_new"),
-        ("tgis", "tgis", "mapset_old", "mapset_new")]
+    # no group, raster VRT or tgis dir: nothing for actinia's rewrite
+    assert job.renamed == []
     assert r.report["restored_from"] == "interim_results"
     assert r.report["files_put_back"] == len(files(restored)) + 1
     assert r.report["verified_bytes"] > 0
     assert r.report["kept_mapset"]["adopted"] is False
     assert r.report["start_step"] == 2
+
+
+def test_actinia_rewrites_the_dirs_that_may_name_the_mapset(job):
+    """actinia's change_mapsetname gets group and tgis when the restored
+    state has them, cell_misc only when a raster VRT is in it."""
+    write(job.old_mapset / "group" / "g" / "REF", "elev mapset_old\n")
+    write(job.old_mapset / "cell_misc" / "elev" / "f_range", b"1")
+    write(job.old_mapset / "cell_misc" / "v" / "vrt", "elev@mapset_old\n")
+    job.store.save(1, {"mapset": job.old_mapset, "tmpdir": job.old_tmpdir},
+                   {"mapset_name": "mapset_old", "fingerprints": FPS[:2]})
+    r = restorer(job, dict(RESUME))
+    r.prepare(UNITS, FPS, INPUTS)
+    assert r.restore(str(job.new), "mapset_new", str(job.new_tmpdir))
+    assert [(os.path.basename(path), d, old, new)
+            for path, d, old, new in job.renamed] == [
+        ("group", "group", "mapset_old", "mapset_new"),
+        ("cell_misc", "cell_misc", "mapset_old", "mapset_new")]
 
 
 def test_logs_the_job_has_are_not_replaced(job):

@@ -13,7 +13,12 @@ worker or the planner. Two faces:
   cleaning, retention and eviction across the user's jobs.
 """
 
-from .adoption import NotAdoptable, adopt_kept_mapset, files_to_put_back
+from .adoption import (
+    KeptListing,
+    NotAdoptable,
+    adopt_kept_mapset,
+    files_to_put_back,
+)
 from .errors import (
     SnapshotBudgetExceeded,
     SnapshotDamaged,
@@ -51,6 +56,7 @@ __all__ = [
     "EXCLUDED_FILE_NAMES",
     "INTERIM_DIR",
     "JobRecord",
+    "KeptListing",
     "KeptMapset",
     "NotAdoptable",
     "RESOURCE_PREFIX",

@@ -22,9 +22,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator
 
-__all__ = ["KEY_FORMAT", "ListingUnavailable", "list_tree"]
+__all__ = ["KEY_FORMAT", "ListingUnavailable", "SpooledListing",
+           "list_tree"]
 
 #: The stat key ``find`` prints for each path. Type and permission bits come
 #: first (the lister reads them), then size, mtime, inode and ctime: what
@@ -97,6 +99,73 @@ def list_tree(src: str, excluded_files: Iterable[str] = (),
         code = proc.wait()
     if code != 0:  # e.g. a path vanished or could not be read
         raise ListingUnavailable(f"find exited with {code}")
+
+
+class SpooledListing:
+    """:func:`list_tree` started now and read later: ``find`` writes into
+    an unnamed file (memory where the system has ``memfd_create``) instead
+    of a pipe, so it walks the whole tree on the other core while this
+    process does something else (an adoption parses the manifest it
+    compares with meanwhile: 0.3-0.6 s each at 100,000 files, one after the
+    other before).
+
+    ``identity`` is the ``(st_dev, st_ino)`` of ``src`` when the walk
+    started: a caller that moves the tree (the claim of a kept mapset
+    renames its parent) checks it is still the tree it lists. Raises
+    :class:`ListingUnavailable` as :func:`list_tree` does (no GNU find
+    now; :meth:`chunks` when ``find`` failed)."""
+
+    def __init__(self, src: str, excluded_files: Iterable[str] = (),
+                 excluded_dirs: Iterable[str] = ()):
+        command = _find_command(src, excluded_files, excluded_dirs)
+        if command is None:
+            raise ListingUnavailable("no GNU find")
+        st = os.stat(src)
+        self.identity = (st.st_dev, st.st_ino)
+        self._spool = _unnamed_file()
+        try:
+            self._proc = subprocess.Popen(
+                command, stdout=self._spool, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                env={"LC_ALL": "C", "PATH": os.defpath})
+        except OSError as exc:
+            self._spool.close()
+            raise ListingUnavailable(str(exc)) from exc
+
+    def chunks(self) -> Iterator[list[str]]:
+        """The listing, as :func:`list_tree` yields it (waits for
+        ``find`` to end first); once."""
+        try:
+            code = self._proc.wait()
+            if code != 0:
+                raise ListingUnavailable(f"find exited with {code}")
+            self._spool.seek(0)
+            yield from _records(self._spool)
+        finally:
+            self.close()
+
+    def wait(self) -> None:
+        """Until ``find`` has ended."""
+        self._proc.wait()
+
+    def close(self) -> None:
+        """Stop ``find`` if it still runs and drop what it wrote."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._spool.close()
+
+
+def _unnamed_file():
+    """A read-write file without a name: a memfd (never reaches a disk),
+    else an unlinked temporary file."""
+    if hasattr(os, "memfd_create"):
+        try:
+            return os.fdopen(os.memfd_create("listing", os.MFD_CLOEXEC),
+                             "w+b")
+        except OSError:
+            pass
+    return tempfile.TemporaryFile()
 
 
 def _records(stream) -> Iterator[list[str]]:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 
 from actinia_resume_plugin import inputs, plans
 from actinia_resume_plugin.store import (
+    KeptListing,
     KeptMapset,
     NotAdoptable,
     SnapshotDamaged,
@@ -108,6 +109,7 @@ class Restorer:
         self.input_fingerprints = None
         self._taken_logs: list = []  # stdout logs taken over
         self._damaged: dict = {}  # step -> why: found damaged by a restore
+        self._kept_listing: KeptListing | None = None
 
     # --------------------------------------------------------------- plan
     def prepare(self, step_units: Sequence, fingerprints: Sequence[str],
@@ -119,14 +121,23 @@ class Restorer:
         self.fingerprints = fingerprints
         self.input_fingerprints = input_fingerprints
         restore = self.plan.get("restore_snapshot")
-        # with a kept mapset (issue 23) only the files put back are read
-        # from the store, each checked as it is copied: no check of all
-        if restore is not None and (
-                self.restore_store.get(int(restore)) is None
-                if self.kept_mapset_usable()
-                else self.restore_store.damage(int(restore))):
-            self.replan()
-        self.apply()
+        adopting = restore is not None and self.kept_mapset_usable()
+        if adopting:
+            # the stat walk of the kept dirs runs on the other core while
+            # the manifests are parsed just below
+            self._kept_listing = KeptListing(self.kept)
+        try:
+            # with a kept mapset (issue 23) only the files put back are
+            # read from the store, each checked as it is copied: no check
+            # of all
+            if restore is not None and (
+                    self.restore_store.get(int(restore)) is None
+                    if adopting else self.restore_store.damage(int(restore))):
+                self.replan()
+            self.apply()
+        except BaseException:
+            self._drop_kept_listing()  # no restore follows
+            raise
 
     def kept_mapset_usable(self) -> bool:
         return self.restore_store is self.store and self.kept.exists()
@@ -165,6 +176,7 @@ class Restorer:
                                     [u.step_id for u in self.step_units])
         if restore is None or self.restore_store is not self.store:
             # issue 23: this iteration does not start from the kept state
+            self._drop_kept_listing()
             self.removals.discard_kept(self.kept)
 
     def _damage(self, step: int) -> str | None:
@@ -202,6 +214,23 @@ class Restorer:
         never used: the plan falls back and the next is tried. Returns
         whether an interim result was restored."""
         started = time.monotonic()
+        try:
+            self._restore_until_intact(project_path, mapset_name, tmpdir)
+        finally:
+            self._drop_kept_listing()
+        if self.info is None:
+            return False
+        self.report["restore_seconds"] = round(time.monotonic() - started, 3)
+        # every restored byte was hashed as it was copied: what it cost
+        verified = self.restore_store.last_restore
+        self.report["verified_bytes"] = verified.get("bytes")
+        self.report["verify_seconds"] = verified.get("verify_seconds")
+        return True
+
+    def _restore_until_intact(self, project_path: str, mapset_name: str,
+                              tmpdir: str) -> None:
+        """Restore the planned interim result; one found damaged makes the
+        plan fall back, and the next is tried."""
         while self.info is not None:
             try:
                 self._restore_planned(project_path, mapset_name, tmpdir)
@@ -213,14 +242,12 @@ class Restorer:
                 self._damaged[step] = f"The {self.for_client(exc)}."
                 self.replan()
                 self.apply()
-        if self.info is None:
-            return False
-        self.report["restore_seconds"] = round(time.monotonic() - started, 3)
-        # every restored byte was hashed as it was copied: what it cost
-        verified = self.restore_store.last_restore
-        self.report["verified_bytes"] = verified.get("bytes")
-        self.report["verify_seconds"] = verified.get("verify_seconds")
-        return True
+
+    def _drop_kept_listing(self) -> None:
+        """The walks of the kept dirs are not needed (any more)."""
+        if self._kept_listing is not None:
+            self._kept_listing.close()
+            self._kept_listing = None
 
     def _restore_planned(self, project_path: str, mapset_name: str,
                          tmpdir: str) -> None:
@@ -260,20 +287,28 @@ class Restorer:
             # the temporary mapset and the job-local mapsets restored with
             # it may name the old temporary mapset
             self.rename_mapsets(
-                [mapset_path] + [path for part, path in targets.items()
-                                 if part.startswith(ADDITIONAL_PART)],
+                {part: path for part, path in targets.items()
+                 if part == "mapset" or part.startswith(ADDITIONAL_PART)},
                 old_name, mapset_name)
         self.log.info(
             f"Restored interim result of step {step} into {mapset_path}")
 
-    def rename_mapsets(self, paths, old_name: str, new_name: str) -> None:
+    def rename_mapsets(self, paths: dict, old_name: str,
+                       new_name: str) -> None:
         """Rewrite ``old_name`` to ``new_name`` wherever the mapsets at
-        ``paths`` name their own (or the old temporary) mapset."""
-        for path in paths:
+        ``paths`` (part -> dir) name their own (or the old temporary)
+        mapset. The state the store just restored or adopted tells which
+        files are there and what they hold: only places that exist are
+        looked at, and files sharing an object are read once
+        (:func:`rename_mapset_references`)."""
+        live = self.store.live_state()
+        for part, path in paths.items():
+            entries = live.state.get(part) if live is not None else None
             for directory in MAPSET_NAME_DIRS:
-                self.change_mapsetname(os.path.join(path, directory),
-                                       directory, old_name, new_name)
-            rename_mapset_references(path, old_name, new_name)
+                if entries is None or _may_name_mapsets(entries, directory):
+                    self.change_mapsetname(os.path.join(path, directory),
+                                           directory, old_name, new_name)
+            rename_mapset_references(path, old_name, new_name, entries)
 
     def _adopt_kept_mapset(self, step: int, targets: dict) -> bool:
         """Continue in the failed iteration's own dirs, kept at its failure
@@ -284,7 +319,9 @@ class Restorer:
         if self.restore_store is not self.store:
             return False
         try:
-            report = adopt_kept_mapset(self.kept, self.store, step, targets)
+            listing, self._kept_listing = self._kept_listing, None
+            report = adopt_kept_mapset(self.kept, self.store, step, targets,
+                                       listing)
         except NotAdoptable as exc:
             self.report["kept_mapset"] = {
                 "adopted": False, "reason": str(exc)}
@@ -303,3 +340,15 @@ class Restorer:
             f"Adopted the kept mapset: {report.files_put_back} file(s) put "
             f"back, {report.paths_removed} removed, {report.files_kept} kept")
         return True
+
+
+def _may_name_mapsets(entries: dict, directory: str) -> bool:
+    """Does actinia's ``change_mapsetname`` have anything to do in
+    ``directory`` of a mapset whose state is ``entries``? For
+    ``cell_misc`` only raster VRTs (``cell_misc/<map>/vrt``) are rewritten
+    (10,000 rasters are 10,000 dirs to look into otherwise); ``group`` and
+    ``tgis`` are handed over whenever the dir is there."""
+    if directory != "cell_misc":
+        return directory in entries
+    return any(rel.endswith("/vrt") and rel.startswith("cell_misc/")
+               and rel.count("/") == 2 for rel in entries)
