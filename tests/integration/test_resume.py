@@ -477,7 +477,8 @@ def test_failure_after_the_last_step_of_processing_async(deployment):
     """processing_async saves its last step's interim result only when the
     job fails after it (actinia's parse of the stdout here: r.univar's
     lines without the kv delimiter); then a resume reruns nothing, and a success
-    removes every interim result."""
+    removes every interim result and renamed temporary database, also one
+    a killed job left."""
     client = deployment.client(USER)
     chain = {"version": "1", "list": [
         {"id": "r_mapcalc", "module": "r.mapcalc",
@@ -497,6 +498,11 @@ def test_failure_after_the_last_step_of_processing_async(deployment):
     assert again["status"] == "error"
     assert [s["action"] for s in again["resume"]["steps"]] == ["reused"] * 2
     assert again["process_log"] == []
+    # what a job killed while removing its temporary database leaves
+    temp_db = deployment.data / "workspace" / "temp_db"
+    leftover = temp_db / f"{uuid.uuid4()}.removing-{uuid.uuid4().hex}"
+    (leftover / "PERMANENT").mkdir(parents=True)
+    (leftover / "PERMANENT" / "WIND").write_text("proj: 99\n")
     chain["list"][1]["flags"] = "g"
     assert client.put(status_url, chain).status_code == 200
     done = client.wait(status_url, iteration=3)
@@ -509,6 +515,9 @@ def test_failure_after_the_last_step_of_processing_async(deployment):
         p for p in store.root.parent.iterdir()
         if p.name.startswith(f".{store.root.name}.deleted-")],
         "removal of the interim results after success")
+    poll(lambda: not [p for p in temp_db.iterdir()
+                      if ".removing-" in p.name],
+         "removal of the renamed temporary databases, the leftover too")
 
 
 def test_terminated_iteration_can_be_resumed(stack_true, missing_dir):
