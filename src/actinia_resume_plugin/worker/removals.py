@@ -18,7 +18,6 @@ import uuid
 
 from actinia_resume_plugin.store import KeptMapset, rmtree
 
-
 #: A dir renamed away by :meth:`DeferredRemovals.rename_away`.
 RENAMED_AWAY_RE = re.compile(r".\.removing-[0-9a-f]{32}$")
 
