@@ -29,6 +29,8 @@ import pytest
 import requests
 from polling import poll
 
+from actinia_resume_plugin.store import SnapshotStore
+
 from .chains import load_chain
 from .deployments import USER
 from .jobs import univar_of
@@ -469,6 +471,53 @@ def test_failure_in_the_export_resumes_after_the_last_step(deployment):
     assert len(tif) == 1
     got = requests.get(tif[0], auth=client.auth, timeout=60)
     assert got.status_code == 200 and len(got.content) > 1000
+
+
+def test_failure_after_the_last_step_of_processing_async(deployment):
+    """processing_async saves its last step's interim result only when the
+    job fails after it (actinia's parse of the stdout here: r.univar's
+    lines without the kv delimiter); then a resume reruns nothing, and a success
+    removes every interim result and renamed temporary database, also one
+    a killed job left."""
+    client = deployment.client(USER)
+    chain = {"version": "1", "list": [
+        {"id": "r_mapcalc", "module": "r.mapcalc",
+         "inputs": [{"param": "expression", "value": "baum=5"}]},
+        {"id": "r_univar", "module": "r.univar",  # no -g: no "=" lines
+         "inputs": [{"param": "map", "value": "baum"}],
+         "stdout": {"id": "univar_baum", "format": "kv", "delimiter": "="}},
+    ]}
+    failed = client.run_chain("processing_async", chain)
+    assert failed["status"] == "error", failed["message"]
+    status_url = failed["urls"]["status"]
+    store = SnapshotStore(interim_dir(deployment, USER[0], status_url))
+    assert store.steps()[-1:] == [1]  # the state after the last step
+    # the same chain again: both steps are reused, only the parse reruns
+    assert client.put(status_url).status_code == 200
+    again = client.wait(status_url, iteration=2)
+    assert again["status"] == "error"
+    assert [s["action"] for s in again["resume"]["steps"]] == ["reused"] * 2
+    assert again["process_log"] == []
+    # what a job killed while removing its temporary database leaves
+    temp_db = deployment.data / "workspace" / "temp_db"
+    leftover = temp_db / f"{uuid.uuid4()}.removing-{uuid.uuid4().hex}"
+    (leftover / "PERMANENT").mkdir(parents=True)
+    (leftover / "PERMANENT" / "WIND").write_text("proj: 99\n")
+    chain["list"][1]["flags"] = "g"
+    assert client.put(status_url, chain).status_code == 200
+    done = client.wait(status_url, iteration=3)
+    assert done["status"] == "finished", done["message"]
+    # onError kept only the state after the last step, the edited one
+    first = "reused" if deployment.data.name == "true" else "rerun"
+    assert [s["action"] for s in done["resume"]["steps"]] == [first, "new"]
+    assert float(done["process_results"]["univar_baum"]["mean"]) == 5.0
+    poll(lambda: not store.root.exists() and not [
+        p for p in store.root.parent.iterdir()
+        if p.name.startswith(f".{store.root.name}.deleted-")],
+        "removal of the interim results after success")
+    poll(lambda: not [p for p in temp_db.iterdir()
+                      if ".removing-" in p.name],
+         "removal of the renamed temporary databases, the leftover too")
 
 
 def test_terminated_iteration_can_be_resumed(stack_true, missing_dir):

@@ -158,6 +158,34 @@ def test_true_saves_after_every_step_on_error_does_not(job):
     assert other.steps() == []
 
 
+def test_the_last_step_is_saved_only_when_the_job_fails_after_it(job):
+    """processing_async (saves_last_step off): the last step's interim
+    result waits for the job's end; a success saves nothing more, a
+    failure after the last step saves it as it would have been saved."""
+    saving = policy(job)
+    saving.saves_last_step = False
+    saving.after_step(0)
+    saving.after_step(1, last=True)
+    assert job.store.steps() == [0]
+    saving.job_failed(2, 0, error=True, mapset_name="mapset_a")
+    assert job.store.steps() == [0, 1]
+    assert not job.store.get(1).meta["taken_at_failure"]
+
+
+def test_a_failure_in_the_last_step_does_not_save_it(job):
+    saving = policy(job)
+    saving.saves_last_step = False
+    saving.after_step(0)
+    saving.job_failed(1, 0, error=True, mapset_name="mapset_a")
+    assert job.store.steps() == [0]
+
+
+def test_the_last_step_is_saved_at_once_where_work_follows_it(job):
+    saving = policy(job)  # saves_last_step on: exports, persistent
+    saving.after_step(0, last=True)
+    assert job.store.steps() == [0]
+
+
 def test_the_first_save_drops_later_interim_results_of_an_earlier_iteration(
         job):
     saving = policy(job)
@@ -171,6 +199,24 @@ def test_the_first_save_drops_later_interim_results_of_an_earlier_iteration(
     again.save(2)
     assert job.store.steps() == [0, 1, 2]
     assert again.last_saved_position == 2
+
+
+def test_the_first_save_reads_no_manifest_when_nothing_is_to_go(
+        job, monkeypatch):
+    """A resume after the last interim result: the first save must not
+    parse every manifest (100,000 entries in a big mapset) to find that no
+    later interim result exists."""
+    saving = policy(job)
+    saving.save(0)
+    saving.save(1)
+    again = policy(job)
+    reads = []
+    real = job.store._manifests.load
+    monkeypatch.setattr(job.store._manifests, "load",
+                        lambda step: reads.append(step) or real(step))
+    again.save(2)
+    assert reads == []
+    assert job.store.steps() == [0, 1, 2]
 
 
 def test_the_quota_stops_saving_with_a_reason_and_the_job_goes_on(job):

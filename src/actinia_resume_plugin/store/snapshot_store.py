@@ -555,6 +555,12 @@ class SnapshotStore:
             chain = self._manifests.chain(step, cache)
             if chain is not None and any(m.step not in keep for m in chain):
                 self._rewrite_full(chain)
+        self._remove_steps(doomed)
+        return doomed
+
+    def _remove_steps(self, doomed: list[int]) -> None:
+        """Rename the step dirs ``doomed`` away (each at once invisible),
+        then delete them; objects are left for :meth:`collect_garbage`."""
         for step in doomed:
             trash = self._trash_name()
             try:
@@ -564,6 +570,17 @@ class SnapshotStore:
             fsops.rmtree(trash)
         if self._live is not None and self._live.step in doomed:
             self._live = None
+
+    def prune_after(self, step: int) -> list[int]:
+        """Delete the snapshots of the steps after ``step`` (left by an
+        earlier iteration); returns the deleted steps. Reads no manifest
+        when there is none: the first save of a resumed iteration would
+        otherwise parse every manifest (100,000 entries each in a mapset
+        of that size) to learn that nothing is to go."""
+        doomed = [s for s in self._manifests.candidate_steps() if s > step]
+        # a delta's base is always an earlier step (see save), so no
+        # snapshot up to ``step`` rests on one of these: nothing to rewrite
+        self._remove_steps(doomed)
         return doomed
 
     @staticmethod

@@ -68,6 +68,12 @@ class InterimResultsMixin:
     policy (worker/saving.py), the restore and the plan it runs
     (worker/restoring.py), the response (worker/report.py)."""
 
+    #: Whether the interim result after the last step is saved when the
+    #: step completes (see SavingPolicy.after_step): where work follows the
+    #: last step that a resume skips (exports, the copy into the persistent
+    #: mapset), and a worker lost in it continues after the last step.
+    saves_last_step = True
+
     def __init__(self, rdc):
         super().__init__(rdc)
         # save_interim_results as the file says now: actinia reads it in
@@ -95,7 +101,8 @@ class InterimResultsMixin:
             resource_id=self.resource_id, iteration=self.iteration,
             plan=plan, kept=self.kept, removals=self.removals,
             log=log, parts=self._snapshot_parts,
-            meta=self._snapshot_meta, for_client=self._for_client)
+            meta=self._snapshot_meta, for_client=self._for_client,
+            saves_last_step=self.saves_last_step)
         # a POST with ?reuse= restores from another job of the same user
         self.restorer = Restorer(
             plan, self.store, source_store(
@@ -189,11 +196,12 @@ class InterimResultsMixin:
         step when configured (save_interim_results = True)."""
         if not self.step_units:
             return super()._execute_process_list(process_list)
+        last = self.step_units[-1]
         for unit in self.step_units[self.restorer.start:]:
             self.current_position = unit.position
             super()._execute_process_list(unit.processes)
             if self.saving_enabled:
-                self.saver.after_step(unit.position)
+                self.saver.after_step(unit.position, last=unit is last)
         # All steps ran; a failure from here on (e.g. in the export) is
         # "after the last step", so a resume only redoes what follows.
         self.current_position = len(self.step_units)
@@ -326,7 +334,12 @@ class InterimResultsMixin:
 
 
 class ResumableEphemeralProcessing(InterimResultsMixin, EphemeralProcessing):
-    """Ephemeral processing (``…/processing_async``)."""
+    """Ephemeral processing (``…/processing_async``). Only actinia's parse
+    of the stdout follows the last step: its interim result is saved when
+    the job fails after it, not before ``finished`` (a walk of the whole
+    mapset, deleted unread after the success)."""
+
+    saves_last_step = False
 
 
 class ResumableEphemeralProcessingWithExport(
@@ -354,4 +367,5 @@ def start_ephemeral_export_job(rdc):
 def start_persistent_job(rdc):
     continuation.adopt(rdc, start_persistent_job)
     ResumablePersistentProcessing(rdc).run()
+
 

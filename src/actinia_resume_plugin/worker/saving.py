@@ -15,6 +15,11 @@ what happens when there is no room.
   final message); the job itself goes on.
 - At a failure the iteration's own dirs are kept for its resume (issue 23)
   when the store knows their state and the quota allows.
+- Where nothing a resume could skip follows the last step (``…/processing_async``:
+  only actinia's parse of the stdout), the last step's interim result is
+  saved only when the job fails after it (:meth:`SavingPolicy.after_step`):
+  after a success it would be deleted unread, and its save (a walk of the
+  whole mapset) would delay ``finished``.
 
 Plain Python: the job's dirs and the snapshot meta come from callbacks the
 worker's actinia hooks provide; no actinia import.
@@ -94,7 +99,8 @@ class SavingPolicy:
                  kept: KeptMapset, removals: DeferredRemovals, log,
                  parts: Callable[[], dict | None],
                  meta: Callable[[int, bool], dict],
-                 for_client: Callable[[Exception], str]):
+                 for_client: Callable[[Exception], str],
+                 saves_last_step: bool = True):
         self.config = config
         self.store = store
         self.user_id = user_id
@@ -110,6 +116,9 @@ class SavingPolicy:
         self.note: str | None = None  # why saving stopped
         self.last_saved_position: int | None = None
         self._budget: int | None = None
+        self.saves_last_step = saves_last_step
+        #: the last step, completed and not saved yet (see after_step)
+        self.unsaved_last: int | None = None
 
     # ------------------------------------------------------------- budget
     def budget(self) -> int:
@@ -199,14 +208,24 @@ class SavingPolicy:
         if self.last_saved_position is None:
             # Interim results of later steps stem from an earlier iteration
             # that ran these steps on another state: no longer trustworthy.
-            self.store.prune({s for s in self.store.steps() if s <= position})
+            self.store.prune_after(position)
         self.last_saved_position = position
         return info
 
-    def after_step(self, position: int) -> None:
-        """A step completed: ``True`` saves its interim result."""
-        if self.config.save_every_step:
-            self.save(position)
+    def after_step(self, position: int, last: bool = False) -> None:
+        """A step completed: ``True`` saves its interim result. The last
+        step's waits for the job's end when ``saves_last_step`` is off (no
+        work a resume could skip follows it): a success deletes interim
+        results unread, a failure after the last step saves it then
+        (:meth:`job_failed`; the dirs are as the step left them). A job
+        killed in between resumes from the step before (the last step runs
+        again: nothing wrong is kept)."""
+        if not self.config.save_every_step:
+            return
+        if last and not self.saves_last_step:
+            self.unsaved_last = position
+            return
+        self.save(position)
 
     def stop(self, reason: str) -> None:
         """No more interim results for this job, and why."""
@@ -240,6 +259,9 @@ class SavingPolicy:
         at ``start``: with ``onError`` save the state at the failure; keep
         the iteration's dirs when it ended in an error (not when terminated
         or out of time: issue 23); record the failure; collect garbage."""
+        if self.unsaved_last is not None and failed == self.unsaved_last + 1:
+            # all steps ran, the job failed after them (see after_step)
+            self.save(self.unsaved_last)
         if (self.config.save_interim_results == "onError"
                 and failed is not None and failed > start):
             # onError keeps one interim result: the state at the failure
