@@ -290,6 +290,7 @@ class ProcWatcher(threading.Thread):
         self.tokens = list(tokens)
         self.interval = interval
         self.first_seen: dict[str, float] = {}
+        self.matched: dict[str, str] = {}  # token -> the command it was in
         self.job_pid: int | None = None
         self.stop_ = threading.Event()
         self._checked: dict[int, float] = {}
@@ -313,6 +314,7 @@ class ProcWatcher(threading.Thread):
                 for tok in self.tokens:
                     if tok not in self.first_seen and tok in cmd:
                         self.first_seen[tok] = now
+                        self.matched[tok] = cmd.strip()[:120]
                         # only the FIRST step marks the job process: a
                         # later one would give a baseline taken too late
                         if self.job_pid is None and tok == self.tokens[0]:
@@ -672,6 +674,7 @@ def run_once(dep: Deployment, wl: Workload, cache: PageCache,
     seen = procs.first_seen.get(wl.put_token)
     result.update(
         put_to_step=(seen - t_put) if seen else None,
+        put_step_command=procs.matched.get(wl.put_token),
         put_to_finished=t_done - t_put,
         run_last=sum(p["run_time"] for p in doc2.get("process_log", [])),
         put_http=put_http,
@@ -983,6 +986,11 @@ def notes(wl: Workload, rounds: list[dict]) -> str:
                          f"{s['step']}: {s['files_copied']}, "
                          f"{s['entries_written']}, {s['names_created']}, "
                          f"{s['seconds']:.3f}" for s in per_step))
+    seen = {r[a].get("put_step_command") for r in rounds for a in r
+            if a in ("ours", "fallback")} - {None}
+    if seen:
+        lines.append("the process whose start is \"resumed step running\": "
+                     + "; ".join(f"`{c}`" for c in sorted(seen)))
     return "\n".join(lines)
 
 
