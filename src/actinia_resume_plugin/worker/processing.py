@@ -367,5 +367,3 @@ def start_ephemeral_export_job(rdc):
 def start_persistent_job(rdc):
     continuation.adopt(rdc, start_persistent_job)
     ResumablePersistentProcessing(rdc).run()
-
-
