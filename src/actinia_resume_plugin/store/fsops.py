@@ -41,6 +41,7 @@ __all__ = [
     "syncfs",
     "unlink_quietly",
     "write_json_atomic",
+    "write_all",
     "write_new",
     "write_sealed",
 ]
@@ -108,9 +109,7 @@ def write_new(dst: str, data: bytes) -> os.stat_result:
     removes the file again."""
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     try:
-        view, done = memoryview(data), 0
-        while done < len(data):
-            done += os.write(fd, view[done:])
+        write_all(fd, data)
         st = os.fstat(fd)
     except BaseException:
         os.close(fd)
@@ -118,6 +117,13 @@ def write_new(dst: str, data: bytes) -> os.stat_result:
         raise
     os.close(fd)
     return st
+
+
+def write_all(fd: int, data) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less)."""
+    view, done = memoryview(data), 0
+    while done < len(view):
+        done += os.write(fd, view[done:])
 
 
 _BUFFERS = threading.local()

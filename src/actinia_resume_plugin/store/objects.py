@@ -25,13 +25,17 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 
-import xxhash
-
 from . import fsops
 from .entry import Entry, LiveState
 from .errors import SnapshotDamaged
 from .layout import OBJECT_TMP_PREFIX, temp_name
-from .packs import PACK_MIN_OBJECTS, PackIndex, PackWriter
+from .packs import (
+    PACK_MIN_OBJECTS,
+    PackIndex,
+    PackWriter,
+    blob_problem,
+    read_blob,
+)
 
 __all__ = ["FSYNC_EACH_MAX", "ObjectStore"]
 
@@ -229,10 +233,8 @@ class ObjectStore:
 
     def _copy_packed(self, blob, item: Entry, pack: PackWriter | None,
                      created: list, written: list) -> None:
-        with open(blob.pack, "rb") as handle:
-            data = os.pread(handle.fileno(), blob.length, blob.offset)
-        if len(data) != item.size or \
-                xxhash.xxh3_128_hexdigest(data) != item.obj:
+        data = read_blob(blob)
+        if blob_problem(data, item.obj, item.size) is not None:
             raise _reused_damaged(item.obj)
         if pack is not None:
             pack.add(item.obj, data)
@@ -312,15 +314,10 @@ class ObjectStore:
         if not content:
             return None
         try:
-            with open(blob.pack, "rb") as handle:
-                data = os.pread(handle.fileno(), blob.length, blob.offset)
+            data = read_blob(blob)
         except OSError:
             return "is missing (its pack cannot be read)"
-        if len(data) != item.size:
-            return f"has {len(data)} bytes, recorded {item.size}"
-        if xxhash.xxh3_128_hexdigest(data) != item.obj:
-            return "does not match its recorded hash"
-        return None
+        return blob_problem(data, item.obj, item.size)
 
     # ------------------------------------------------------------- gc
     def collect_garbage(self, referenced: set) -> int:

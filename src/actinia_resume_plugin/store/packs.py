@@ -40,7 +40,7 @@ from . import fsops
 from .layout import OBJECT_TMP_PREFIX, temp_name
 
 __all__ = ["MAGIC", "PACK_MAX_BYTES", "PACK_MIN_OBJECTS", "PACK_SUFFIX",
-           "Blob", "PackIndex", "PackWriter"]
+           "Blob", "PackIndex", "PackWriter", "blob_problem", "read_blob"]
 
 PACK_SUFFIX = ".pack"
 MAGIC = b"ARPACK1\n"
@@ -170,9 +170,6 @@ class PackIndex:
         """Where the packed object ``obj`` is (None: not in a pack)."""
         return self._where.get(obj)
 
-    def __contains__(self, obj: str) -> bool:
-        return obj in self._where
-
     def blobs_of(self, path: str) -> list:
         """The ``[[object, offset, length], ...]`` of a readable pack."""
         return self._packs[path]
@@ -199,10 +196,24 @@ class PackIndex:
         return f" (the pack {os.path.basename(path)} {why})"
 
 
-def read_blob(fd: int, blob: Blob) -> bytes:
-    """The bytes of ``blob`` from the open pack ``fd`` (short when the pack
-    was cut; the caller checks length and hash)."""
-    return os.pread(fd, blob.length, blob.offset)
+def read_blob(blob: Blob, fd: int | None = None) -> bytes:
+    """The bytes of ``blob`` (short when the pack was cut: check them with
+    :func:`blob_problem`), through ``fd`` when the caller holds the pack
+    open (a restore reads thousands of blobs of one pack)."""
+    if fd is not None:
+        return os.pread(fd, blob.length, blob.offset)
+    with open(blob.pack, "rb") as handle:
+        return os.pread(handle.fileno(), blob.length, blob.offset)
+
+
+def blob_problem(data: bytes, obj: str, size: int) -> str | None:
+    """What is wrong with the bytes read for object ``obj`` of ``size``
+    bytes (None: intact): every reader of a packed object asks this."""
+    if len(data) != size:
+        return f"has {len(data)} bytes, recorded {size}"
+    if xxhash.xxh3_128_hexdigest(data) != obj:
+        return "does not match its recorded hash"
+    return None
 
 
 class PackWriter:
@@ -228,7 +239,7 @@ class PackWriter:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT
                                | os.O_EXCL | os.O_CLOEXEC, 0o444)
             self._blobs, self._offset = [], 0
-        _write_all(self._fd, data)
+        fsops.write_all(self._fd, data)
         self._blobs.append([obj, self._offset, len(data)])
         self._offset += len(data)
         if self._offset >= PACK_MAX_BYTES:
@@ -247,7 +258,7 @@ class PackWriter:
             return
         index = json.dumps({"version": 1, "blobs": self._blobs},
                            separators=(",", ":")).encode()
-        _write_all(self._fd, index + _TRAILER.pack(
+        fsops.write_all(self._fd, index + _TRAILER.pack(
             len(index), xxhash.xxh3_64_digest(index), MAGIC))
         os.fsync(self._fd)
         os.close(self._fd)
@@ -267,9 +278,3 @@ class PackWriter:
         for path, _blobs in self.done:
             fsops.unlink_quietly(path)
         self.done = []
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view, done = memoryview(data), 0
-    while done < len(data):
-        done += os.write(fd, view[done:])

@@ -27,12 +27,11 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import xxhash
-
 from . import entry, fsops
 from .entry import Entry
 from .errors import SnapshotDamaged
 from .objects import ObjectStore
+from .packs import blob_problem, read_blob
 
 __all__ = ["COPY_THREADS", "Restorer", "check_targets"]
 
@@ -184,31 +183,23 @@ class Restorer:
         return item._replace(live=entry.live_key(st),
                              racy=entry.is_racy(st.st_mtime_ns, t0))
 
-
     def _restore_packed(self, step, name, rel, dst, item: Entry, blob,
                         t0) -> Entry:
         """:meth:`_restore_file` for an object in a pack: one ``pread``
         from the pack, hashed, then written."""
         try:
-            data = os.pread(self._pack_fd(blob.pack), blob.length,
-                            blob.offset)
+            data = read_blob(blob, self._pack_fd(blob.pack))
         except OSError:
             raise SnapshotDamaged(step, name, rel, "is missing (its pack "
                                   "cannot be read)") from None
-        if len(data) != item.size:
-            raise SnapshotDamaged(step, name, rel, f"has {len(data)} bytes, "
-                                  f"recorded {item.size}")
         started = time.perf_counter_ns()
-        intact = xxhash.xxh3_128_hexdigest(data) == item.obj
+        problem = blob_problem(data, item.obj, item.size)
         self.hash_ns.append(time.perf_counter_ns() - started)
-        if not intact:
-            raise SnapshotDamaged(step, name, rel,
-                                  "does not match its recorded hash")
+        if problem is not None:
+            raise SnapshotDamaged(step, name, rel, problem)
         fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view, done = memoryview(data), 0
-            while done < len(data):
-                done += os.write(fd, view[done:])
+            fsops.write_all(fd, data)
             os.fchmod(fd, stat.S_IMODE(item.mode))
             os.utime(fd, ns=(item.mtime_ns, item.mtime_ns))
             st = os.fstat(fd)
