@@ -114,7 +114,8 @@ def parse_manifest(doc, step: int, path: Path) -> Manifest:
         changed, removed = part.get("changed"), part.get("removed", [])
         if not isinstance(changed, dict) or not isinstance(removed, list):
             raise ValueError(f"part {name!r} is malformed")
-        entries = {str(rel): Entry.from_json(e) for rel, e in changed.items()}
+        from_json = Entry.from_json
+        entries = {rel: from_json(e) for rel, e in changed.items()}
         parsed[name] = (part["mode"], entries, [str(r) for r in removed])
     check_part_names(parsed)
     return Manifest(step=step, id=str(doc.get("id") or ""), base=base,
