@@ -12,6 +12,7 @@ from actinia_resume_plugin.store import (
     entry,
     live_listing,
 )
+from actinia_resume_plugin.store.entry import Entry
 from tests.unit.store.helpers import (
     restored,
     rewrite_same_stat,
@@ -99,3 +100,31 @@ def test_t0_is_read_before_stat(store, live, monkeypatch, coarse_fs, tmp_path):
     rewrite_same_stat(live["mapset"] / "WIND", b"proj: 77\n")
     store.save(1, live)
     assert (restored(store, 1, tmp_path) / "WIND").read_text() == "proj: 77\n"
+
+
+OBJ = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("entry", [
+    Entry("f", 0o100644, 5, 1_600_000_000_123_456_789, OBJ, 7, 9),
+    Entry("d", 0o40755),
+    Entry("l", 0o120777, target="../cell/m0"),
+])
+def test_manifest_form_round_trips(entry):
+    parsed = Entry.from_json(entry.to_json())
+    assert parsed == entry and type(parsed) is Entry
+    assert parsed.live == () and parsed.racy is False and parsed.target == entry.target
+
+
+@pytest.mark.parametrize("doc", [
+    None, [], "f", ["f", 1, 2, 3, OBJ, 4],  # too short
+    ["f", True, 2, 3, OBJ, 4, 5],  # bool is no int
+    ["f", 1, 2.0, 3, OBJ, 4, 5],
+    ["f", 1, 2, 3, OBJ[:-1], 4, 5],  # not an object name
+    ["f", 1, 2, 3, "../../../../etc/passwd/xxxxxxxxxx", 4, 5],
+    ["f", 1, 2, 3, 12345, 4, 5],
+    ["d", "755"], ["l", 1, 2], ["x", 1],
+])
+def test_malformed_manifest_entries_are_refused(doc):
+    with pytest.raises(ValueError):
+        Entry.from_json(doc)
