@@ -84,7 +84,7 @@ class Entry(NamedTuple):
                     and type(octime) is int  # noqa: E721
                     and is_object_name(obj)):
                 return _new(cls, ("f", mode, size, mtime_ns, obj, oino,
-                                  octime, "", (), False))
+                                  octime) + _FILE_DEFAULTS)
         if not isinstance(doc, list) or not doc:
             raise ValueError("entry is not a list")
         kind = doc[0]
@@ -97,6 +97,10 @@ class Entry(NamedTuple):
 
 
 _new = tuple.__new__
+#: The fields a manifest's file entry does not hold (target, live, racy),
+#: as the class defaults them.
+_FILE_DEFAULTS = tuple(Entry._field_defaults[name]
+                       for name in Entry._fields[7:])
 
 
 def _is_int(value) -> bool:

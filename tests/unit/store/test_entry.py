@@ -121,7 +121,7 @@ def test_manifest_form_round_trips(entry):
     ["f", True, 2, 3, OBJ, 4, 5],  # bool is no int
     ["f", 1, 2.0, 3, OBJ, 4, 5],
     ["f", 1, 2, 3, OBJ[:-1], 4, 5],  # not an object name
-    ["f", 1, 2, 3, "../../../../etc/passwd/xxxxxxxxxx", 4, 5],
+    ["f", 1, 2, 3, "../../../../etc/passwd/xxxxxxxxx", 4, 5],  # 32 chars
     ["f", 1, 2, 3, 12345, 4, 5],
     ["d", "755"], ["l", 1, 2], ["x", 1],
 ])
