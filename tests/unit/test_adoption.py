@@ -368,3 +368,31 @@ def test_no_kept_mapset_no_files_to_put_back(job):
     store, _live, _tmpdir, kept = job
     with pytest.raises(NotAdoptable):
         files_to_put_back(kept, store, 0)
+
+
+def test_a_kept_mapset_replaced_before_the_claim_is_not_adopted(
+        job, tmp_path, monkeypatch):
+    """Everything is decided on the kept mapset where it is, before the
+    claim; one replaced in between (kept again: another inode) is never
+    repaired with what was decided for the other one."""
+    from actinia_resume_plugin.store import adoption
+
+    store, live, tmpdir, kept = job
+    keep(store, live, tmpdir, kept)
+    decide = adoption._plan_repairs
+
+    def replaced_after_deciding(*args):
+        repairs = decide(*args)
+        other = tmp_path / "other"
+        os.rename(kept.path, other)
+        shutil.copytree(other, kept.path, symlinks=True)
+        write(kept.path / "mapset" / "cell" / "m1", b"\xff" * 100)
+        return repairs
+
+    monkeypatch.setattr(adoption, "_plan_repairs", replaced_after_deciding)
+    target = tmp_path / "db2" / "mapset_b"
+    with pytest.raises(NotAdoptable, match="replaced"):
+        adopt_kept_mapset(kept, SnapshotStore(store.root), 0,
+                          {"mapset": target})
+    assert not target.exists()
+    assert not kept.exists() and kept.leftovers() == []

@@ -98,3 +98,44 @@ def test_output_is_cut_between_records_only(monkeypatch):
     flat = [field for chunk in chunks for field in chunk]
     assert flat == ["f 644 1 1.0 1 1.0", "a", "f 644 2 1.0 2 1.0", "bé c",
                     "d 755 0 1.0 3 1.0", "dir"]
+
+
+def _flat(chunks):
+    return [field for chunk in chunks for field in chunk]
+
+
+def test_an_early_walk_lists_what_list_tree_lists(tmp_path):
+    """The walk started early (drained by a thread while the caller does
+    something else) gives the very records of the plain listing."""
+    src = odd_tree(tmp_path / "m")
+    excluded = (scan.EXCLUDED_FILE_NAMES, scan.EXCLUDED_DIR_NAMES)
+    walk = live_listing.SpooledListing(str(src), *excluded)
+    assert walk.identity == (src.stat().st_dev, src.stat().st_ino)
+    early = _flat(walk.chunks())
+    plain = _flat(live_listing.list_tree(str(src), *excluded))
+    assert early == plain and "with space" in early
+
+
+def test_an_early_walk_that_fails_says_so_at_its_end(tmp_path, monkeypatch):
+    """A find that fails (here: it lists a dir it may not enter) makes
+    the early walk raise after its records: the caller discards them."""
+    src = tmp_path / "m"
+    (src / "closed").mkdir(parents=True)
+    (src / "closed" / "inside").write_text("x")
+    (src / "closed").chmod(0)
+    if os.access(src / "closed", os.R_OK):  # root reads anything
+        monkeypatch.setattr(live_listing, "_find_command",
+                            lambda *a: ["/bin/sh", "-c", "exit 3"])
+    try:
+        walk = live_listing.SpooledListing(str(src))
+        with pytest.raises(live_listing.ListingUnavailable):
+            _flat(walk.chunks())
+    finally:
+        (src / "closed").chmod(0o700)
+
+
+def test_an_early_walk_not_read_is_stopped(tmp_path):
+    src = odd_tree(tmp_path / "m")
+    walk = live_listing.SpooledListing(str(src))
+    walk.close()
+    assert walk._proc.returncode is not None and not walk._drain.is_alive()

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import entry, live_listing, scan
+from .bulk import without_gc
 from .entry import Entry
 from .errors import SnapshotError
 from .fsops import rmtree
@@ -189,25 +190,43 @@ def adopt_kept_mapset(kept: KeptMapset, store: SnapshotStore, step: int,
         listing.close()
 
 
+@without_gc
 def _adopt(kept: KeptMapset, store: SnapshotStore, step: int, targets: dict,
            listing: KeptListing, started: float) -> AdoptionReport:
-    """:func:`adopt_kept_mapset` with its walks."""
+    """:func:`adopt_kept_mapset` with its walks: everything is decided on
+    the kept mapset where it is (read only, while ``find`` still walks it),
+    then it is claimed and repaired."""
+    try:
+        before = os.stat(kept.path)
+    except FileNotFoundError:
+        raise NotAdoptable("no kept mapset") from None
+    try:
+        record, state, modes, same = _planned(kept, kept.path, store, step)
+    except NotAdoptable:
+        listing.wait()
+        _remove_claimed(kept)  # tried once: the next resume restores
+        raise
+    names = sorted(n for n in targets if n in state)
+    # before any stat: the walks' if they started earlier
+    t0 = min(entry.now_coarse_ns(), listing.t0)
+    repairs = _plan_repairs(kept.path, names, state, record, same, t0,
+                            listing)
     listing.wait()  # a walk must not see the claim's rename of its parent
     claimed = kept.claim()
     if claimed is None:
         raise NotAdoptable("no kept mapset")
     try:
-        record, state, modes, same = _planned(kept, claimed, store, step)
-        names = sorted(n for n in targets if n in state)
-        report = AdoptionReport()
-        # before any stat: the walks' if they started earlier
-        t0 = min(entry.now_coarse_ns(), listing.t0)
+        after = os.stat(claimed)
+        if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+            # kept again meanwhile: what was read is not what was claimed
+            raise NotAdoptable("the kept mapset was replaced")
+        report = AdoptionReport(walk="python" if any(
+            walk == "python" for _, walk in repairs.values()) else "find")
         live_state = {}
         for name in names:
             live_state[name] = _repair_part(
                 store, step, name, claimed / name, state[name], modes[name],
-                record, None if same else record.contents(name), t0, report,
-                listing)
+                repairs[name][0], t0, report)
         sources = {}
         for name in names:
             target = Path(os.path.abspath(targets[name]))
@@ -221,6 +240,33 @@ def _adopt(kept: KeptMapset, store: SnapshotStore, step: int, targets: dict,
     return report
 
 
+def _remove_claimed(kept: KeptMapset) -> None:
+    claimed = kept.claim()
+    if claimed is not None:
+        rmtree(claimed)
+
+
+def _plan_repairs(path: Path, names: list, state: dict, record: KeptRecord,
+                  same: bool, t0: int, listing: KeptListing) -> dict:
+    """``{part: (repair, walk)}``: the one stat walk of each part of the
+    kept mapset at ``path`` against the planned ``state`` (nothing is
+    changed). A part the kept mapset lacks is all put back."""
+    repairs = {}
+    for name in names:
+        top = str(path / name)
+        walk = listing.take(name, top)
+        if not os.path.isdir(top):
+            if walk is not None:
+                walk.close()
+            repairs[name] = (_Repair({}, [], [], []), "find")
+            continue
+        repairs[name] = _compare_dir(
+            top, state[name], record.keys.get(name, {}),
+            None if same else record.contents(name), t0, walk)
+    return repairs
+
+
+@without_gc
 def files_to_put_back(kept: KeptMapset, store: SnapshotStore, step: int
                       ) -> list[tuple[str, str, Entry]]:
     """What an adoption of ``kept`` as snapshot ``step`` would put back from
@@ -235,21 +281,11 @@ def files_to_put_back(kept: KeptMapset, store: SnapshotStore, step: int
     if not kept.exists():
         raise NotAdoptable("no kept mapset")
     record, state, _modes, same = _planned(kept, kept.path, store, step)
-    t0 = entry.now_coarse_ns()
-    put_back = []
-    for name in sorted(state):
-        top = str(kept.path / name)
-        planned = state[name]
-        if not os.path.isdir(top):  # the adoption makes it and fills it
-            put_back.extend((name, rel, item) for rel, item in
-                            planned.items() if item.kind == "f")
-            continue
-        repair, _walk_kind = _compare_dir(
-            top, planned, record.keys.get(name, {}),
-            None if same else record.contents(name), t0)
-        put_back.extend((name, rel, item) for rel, item in planned.items()
-                        if item.kind == "f" and rel not in repair.entries)
-    return put_back
+    repairs = _plan_repairs(kept.path, sorted(state), state, record, same,
+                            entry.now_coarse_ns(), KeptListing(None))
+    return [(name, rel, item) for name, (repair, _walk) in repairs.items()
+            for rel, item in state[name].items()
+            if item.kind == "f" and rel not in repair.entries]
 
 
 def _planned(kept: KeptMapset, directory: Path, store: SnapshotStore,
@@ -308,10 +344,11 @@ def _move_into_place(src: Path, target: Path) -> None:
     os.rename(src, target)
 
 
-def _repair_part(store, step, name, part_dir: Path, planned: dict, mode: int,
-                 record: KeptRecord, contents: dict | None, t0: int,
-                 report: AdoptionReport, listing: KeptListing) -> dict:
-    """Make ``part_dir`` equal to ``planned``; returns its live state."""
+def _repair_part(store, step, name: str, part_dir: Path, planned: dict,
+                 mode: int, repair: _Repair, t0: int,
+                 report: AdoptionReport) -> dict:
+    """Make ``part_dir`` equal to ``planned`` as ``repair`` (its stat walk)
+    says; returns its live state."""
     part_dir.mkdir(parents=True, exist_ok=True)  # a part the record lacks
     top = str(part_dir)
     for excluded in EXCLUDED_FILE_NAMES:  # GRASS' lock of the old session
@@ -323,9 +360,6 @@ def _repair_part(store, step, name, part_dir: Path, planned: dict, mode: int,
         path = os.path.join(top, excluded)
         if os.path.isdir(path) and not os.path.islink(path):
             rmtree(path)
-    repair, report.walk = _compare_dir(
-        top, planned, record.keys.get(name, {}), contents, t0,
-        listing.take(name, top))
     entries = repair.entries
     writable = _Writable()
     for rel in repair.remove_files:
@@ -369,7 +403,8 @@ def _compare(listing, top: str, planned: dict, known: dict,
     from another snapshot than the kept state's (``None``: the same)."""
     repair = _Repair({}, [], [], [])
     entries = repair.entries
-    get, key_of, new = planned.get, known.get, tuple.__new__
+    get, key_of, new, is_racy = (planned.get, known.get, tuple.__new__,
+                                 entry.is_racy)
     skip = None  # a removed dir: its contents go with it
     try:
         for chunk in listing:
@@ -388,7 +423,7 @@ def _compare(listing, top: str, planned: dict, known: dict,
                         # Entry(..., live=key, racy=...) without _replace's
                         # cost (100,000 files)
                         entries[rel] = new(Entry, want[:8] + (
-                            key, entry.is_racy(want.mtime_ns, t0)))
+                            key, is_racy(want.mtime_ns, t0)))
                     else:
                         repair.remove_files.append(rel)
                 elif kind == "d":

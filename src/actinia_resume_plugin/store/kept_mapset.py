@@ -55,6 +55,7 @@ from pathlib import Path
 import xxhash
 
 from . import fsops
+from .bulk import without_gc
 from .layout import KEPT_DIR, check_component
 
 __all__ = [
@@ -172,6 +173,7 @@ def _record_fields(live_state: dict, parts: list):
             yield content_string(entry)
 
 
+@without_gc
 def _write_record(handle, header: dict, live_state: dict) -> None:
     """Body, then the header line: NUL separated ``rel, key`` pairs per
     part, then ``rel, content`` pairs per part; the header (JSON, last
@@ -203,6 +205,7 @@ def _write_record(handle, header: dict, live_state: dict) -> None:
     handle.write(b"\n" + json.dumps(header, separators=(",", ":")).encode())
 
 
+@without_gc
 def _decode_record(data: bytes, resource_id: str) -> KeptRecord:
     """Parse a live record; ValueError for anything damaged or foreign."""
     body, sep, head = data.rpartition(b"\n")  # the header is the last line

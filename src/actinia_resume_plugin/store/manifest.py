@@ -27,6 +27,7 @@ from pathlib import Path
 
 import xxhash
 
+from .bulk import without_gc
 from .entry import Entry
 from .errors import SnapshotDamaged
 from .layout import (
@@ -231,6 +232,7 @@ class ManifestReader:
         """The manifest of ``step`` or None (see :meth:`load`)."""
         return self.load(step)[0]
 
+    @without_gc
     def load(self, step: int) -> tuple[Manifest | None, str]:
         """Read, check the seal of and parse a manifest. ``(None, why)``
         when it is missing or damaged."""

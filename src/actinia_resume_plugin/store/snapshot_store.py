@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Union
 
 from . import entry, fsops, job_record, scan
+from .bulk import without_gc
 from .entry import Entry, LiveState
 from .errors import (
     SnapshotBudgetExceeded,
@@ -234,6 +235,7 @@ class SnapshotStore:
                 f"The interim result of step {step} is gone."
         return None
 
+    @without_gc
     def survey(self, object_sizes: Mapping[str, int] | None = None
                ) -> tuple[list[int], dict[int, str]]:
         """The committed steps (ascending) and ``{step: why}`` for every
@@ -281,6 +283,7 @@ class SnapshotStore:
         return record.data if record.found and record.data else None
 
     # ------------------------------------------------------------- save
+    @without_gc
     def save(
         self,
         step: int,
@@ -445,6 +448,7 @@ class SnapshotStore:
                     self._objects.check(step, name, rel, item, content)
                     checked[item.obj] = item.size
 
+    @without_gc
     def restore(
         self,
         step: int,
@@ -487,7 +491,7 @@ class SnapshotStore:
             step, chain[-1].id, live_state, {n: modes[n] for n in names},
             {name: os.path.realpath(os.path.abspath(targets[name]))
              for name in names},
-            _objects_of(state),
+            None,  # the objects: from the state when a save needs them
             None if owner.root == self.root else str(self.objects_dir)))
         return names
 
@@ -517,6 +521,7 @@ class SnapshotStore:
         only what the failed step changed."""
         return self._restorer.copy_files(step, part, list(files), t0)
 
+    @without_gc
     def adopt_live(self, step: int, state: dict, modes: dict,
                    sources: dict) -> None:
         """Take ``state`` (part -> {rel: Entry} with live stats) as the live
@@ -526,7 +531,7 @@ class SnapshotStore:
         chain = self._chain_or_raise(step)
         self._manifests.clear()
         self.take_live_state(LiveState(step, chain[-1].id, state, dict(modes),
-                                       dict(sources), _objects_of(state)))
+                                       dict(sources)))
 
     # ------------------------------------------------------------- deletion
     def delete(self, step: int) -> bool:
@@ -659,13 +664,6 @@ class SnapshotStore:
                     fsops.rmtree(item.path)
                     removed.append(item.name)
         return removed
-
-
-def _objects_of(state: dict) -> dict:
-    """``{object: (inode, ctime)}`` of a state's files: the objects the
-    next save of the same store need not write again."""
-    return {e.obj: (e.oino, e.octime) for entries in state.values()
-            for e in entries.values() if e.kind == "f"}
 
 
 def _is_stale(item: os.DirEntry, now: float, max_age: float) -> bool:
