@@ -27,9 +27,11 @@ mapset-name fix-ups after it are the restore's). The plan may start from an
 earlier step than the last save: then the comparison is with that step's
 state, the same rules.
 
-Crash safety: the kept mapset is claimed by a rename first
-(:meth:`.KeptMapset.claim`); the repair happens in the claimed dir, the
-parts are moved into the new iteration's dirs last. A killed adoption
+Crash safety: what to keep and what to put back is decided read-only on
+the kept mapset where it is; it is then claimed by a rename
+(:meth:`.KeptMapset.claim`) before anything changes, and the claimed dir
+must be the one decided on (same inode). The repair happens in the
+claimed dir, the parts are moved into the new iteration's dirs last. A killed adoption
 leaves a claimed dir that no resume takes for a kept mapset: the next
 iteration restores from the store and removes the leftover.
 """
@@ -73,7 +75,6 @@ class AdoptionReport:
     files_put_back: int = 0
     paths_removed: int = 0
     seconds: float = 0.0
-    walk: str = "find"
 
     def to_dict(self) -> dict:
         return {"adopted": True, "files_kept": self.files_kept,
@@ -98,10 +99,10 @@ class KeptListing:
     manifest the adoption compares with (the two took 0.3-0.6 s each, one
     after the other, at 100,000 files).
 
-    One spooled walk (:class:`.live_listing.SpooledListing`) per dir that
+    One early walk (:class:`.live_listing.SpooledListing`) per dir that
     may be a part (the dirs of the kept mapset, those below ``mapsets/``).
-    The adoption takes a walk only for the very dir it repairs (same
-    device and inode after the claim's rename of the parent); nothing
+    The adoption takes a walk only for the very dir it compares (same
+    device and inode, before the claim renames the parent); nothing
     writes in a kept mapset but its adoption, and the walk starts before
     any change the adoption makes. What is not taken is dropped by
     :meth:`close`. ``KeptListing(None)`` has no walks.
@@ -220,13 +221,12 @@ def _adopt(kept: KeptMapset, store: SnapshotStore, step: int, targets: dict,
         if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
             # kept again meanwhile: what was read is not what was claimed
             raise NotAdoptable("the kept mapset was replaced")
-        report = AdoptionReport(walk="python" if any(
-            walk == "python" for _, walk in repairs.values()) else "find")
+        report = AdoptionReport()
         live_state = {}
         for name in names:
             live_state[name] = _repair_part(
                 store, step, name, claimed / name, state[name], modes[name],
-                repairs[name][0], t0, report)
+                repairs[name], t0, report)
         sources = {}
         for name in names:
             target = Path(os.path.abspath(targets[name]))
@@ -248,7 +248,7 @@ def _remove_claimed(kept: KeptMapset) -> None:
 
 def _plan_repairs(path: Path, names: list, state: dict, record: KeptRecord,
                   same: bool, t0: int, listing: KeptListing) -> dict:
-    """``{part: (repair, walk)}``: the one stat walk of each part of the
+    """``{part: repair}``: the one stat walk of each part of the
     kept mapset at ``path`` against the planned ``state`` (nothing is
     changed). A part the kept mapset lacks is all put back."""
     repairs = {}
@@ -258,7 +258,7 @@ def _plan_repairs(path: Path, names: list, state: dict, record: KeptRecord,
         if not os.path.isdir(top):
             if walk is not None:
                 walk.close()
-            repairs[name] = (_Repair({}, [], [], []), "find")
+            repairs[name] = _Repair({}, [], [], [])
             continue
         repairs[name] = _compare_dir(
             top, state[name], record.keys.get(name, {}),
@@ -283,7 +283,7 @@ def files_to_put_back(kept: KeptMapset, store: SnapshotStore, step: int
     record, state, _modes, same = _planned(kept, kept.path, store, step)
     repairs = _plan_repairs(kept.path, sorted(state), state, record, same,
                             entry.now_coarse_ns(), KeptListing(None))
-    return [(name, rel, item) for name, (repair, _walk) in repairs.items()
+    return [(name, rel, item) for name, repair in repairs.items()
             for rel, item in state[name].items()
             if item.kind == "f" and rel not in repair.entries]
 
@@ -309,25 +309,21 @@ def _planned(kept: KeptMapset, directory: Path, store: SnapshotStore,
 
 
 def _compare_dir(top: str, planned: dict, known: dict,
-                 contents: dict | None, t0: int, walk=None
-                 ) -> tuple[_Repair, str]:
+                 contents: dict | None, t0: int, walk=None) -> _Repair:
     """:func:`_compare` on the stat walk of ``top``: the one started before
     (``walk``, a :class:`.live_listing.SpooledListing` of ``top``), else
-    GNU find, else the Python walk; returns the repair and which walk
-    ran."""
+    GNU find, else the Python walk."""
     if walk is not None:
         try:
-            return _compare(walk.chunks(), top, planned, known, contents,
-                            t0), "find"
+            return _compare(walk.chunks(), top, planned, known, contents, t0)
         except live_listing.ListingUnavailable:
             pass
     try:
         return _compare(live_listing.list_tree(
             top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, planned,
-            known, contents, t0), "find"
+            known, contents, t0)
     except live_listing.ListingUnavailable:
-        return _compare(_walk(top), top, planned, known, contents,
-                        t0), "python"
+        return _compare(_walk(top), top, planned, known, contents, t0)
 
 
 def _move_into_place(src: Path, target: Path) -> None:
