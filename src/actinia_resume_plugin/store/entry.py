@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from .layout import is_object_name
@@ -107,23 +107,57 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@dataclass
 class LiveState:
     """What the writing process knows about the live dirs: the full state
     of the snapshot it last saved, restored or adopted (its base for the
-    next delta), with the live stat of each file then."""
+    next delta), with the live stat of each file then.
 
-    step: int
-    id: str
-    state: dict  # part -> {rel: Entry}
-    modes: dict  # part -> mode of the part's top dir
-    sources: dict  # part -> realpath of the live dir
-    # obj -> (oino, octime) of the objects stored; None: those of the
-    # state's files, worked out when a save asks (:attr:`objects`)
-    known_objects: dict | None = None
-    # objects dir of another job's store the state's objects are in (a
-    # restore for reuse across jobs); the next save takes them over
-    foreign: str | None = None
+    ``state``: part -> {rel: Entry}; ``modes``: part -> mode of the part's
+    top dir; ``sources``: part -> realpath of the live dir.
+    ``known_objects``: obj -> (oino, octime) of the objects stored; None:
+    those of the state's files, worked out when a save asks
+    (:attr:`objects`). ``foreign``: the objects dir of another job's store
+    the state's objects are in (a restore for reuse across jobs); the next
+    save takes them over.
+
+    ``load`` instead of ``state``: the state is built on first use. Why:
+    an adoption decides from the kept mapset's record which files are
+    unchanged; the entries of 100,000 files (the manifest's parse and a new
+    entry per file: 0.5 s) are needed only by a later save or keep, and a
+    resume whose only step is the last one never saves. ``view(part)``
+    answers what the state of ``part`` holds (paths, kinds, objects)
+    before it is built (:meth:`entries_of`)."""
+
+    def __init__(self, step: int, id: str, state: dict | None, modes: dict,
+                 sources: dict, known_objects: dict | None = None,
+                 foreign: str | None = None, *,
+                 load: Callable[[], dict] | None = None,
+                 view: Callable[[str], Mapping | None] | None = None):
+        if (state is None) == (load is None):
+            raise ValueError("a live state needs its state or a loader")
+        self.step = step
+        self.id = id
+        self._state = state
+        self._load = load
+        self._view = view
+        self.modes = modes
+        self.sources = sources
+        self.known_objects = known_objects
+        self.foreign = foreign
+
+    @property
+    def state(self) -> dict:
+        if self._state is None:
+            self._state = self._load()
+            self._load = self._view = None
+        return self._state
+
+    def entries_of(self, part: str) -> Mapping | None:
+        """``{rel: Entry}`` of ``part`` (None: no such part), without
+        building the state when it is not built yet."""
+        if self._state is None and self._view is not None:
+            return self._view(part)
+        return self.state.get(part)
 
     @property
     def objects(self) -> dict:

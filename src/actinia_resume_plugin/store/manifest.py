@@ -39,6 +39,7 @@ from .layout import (
     check_part_names,
     step_dirname,
     unseal,
+    unseal_head,
 )
 
 __all__ = [
@@ -81,18 +82,47 @@ class Manifest:
     base_id: str | None
     created: float
     meta: dict
-    # part -> (mode, {rel: Entry} changed, [rel] removed)
-    parts: dict
+    # part -> (mode, {rel: Entry} changed, [rel] removed); None when only
+    # the head was read (:meth:`ManifestReader.head`)
+    parts: dict | None
     path: Path
+    part_names: list | None = None  # sorted; None: of ``parts``
+
+    def __post_init__(self):
+        if self.part_names is None:
+            self.part_names = sorted(self.parts)
 
     def info(self) -> SnapshotInfo:
         return SnapshotInfo(step=self.step, path=self.path, meta=dict(self.meta),
-                            created=self.created, parts=sorted(self.parts),
+                            created=self.created, parts=list(self.part_names),
                             id=self.id)
 
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_head(doc, step: int, path: Path) -> Manifest:
+    """Validate the head of a manifest (everything in front of its
+    ``parts``, which new manifests name in ``part_names``); ValueError for
+    anything damaged. The result has no ``parts``."""
+    if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
+        raise ValueError("not a manifest of this version")
+    if doc.get("step") != step:
+        raise ValueError("manifest of another step")
+    base, base_id = doc.get("base"), doc.get("base_id")
+    if base is not None and not (_is_int(base) and 0 <= base < step
+                                 and isinstance(base_id, str)):
+        raise ValueError("malformed base")
+    meta, names = doc.get("meta"), doc.get("part_names")
+    if not isinstance(meta, dict):
+        raise ValueError("meta is not an object")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+            and names == sorted(set(names))):
+        raise ValueError("part_names is malformed")
+    return Manifest(step=step, id=str(doc.get("id") or ""), base=base,
+                    base_id=base_id, created=float(doc.get("created") or 0),
+                    meta=meta, parts=None, path=path, part_names=names)
 
 
 def parse_manifest(doc, step: int, path: Path) -> Manifest:
@@ -108,6 +138,8 @@ def parse_manifest(doc, step: int, path: Path) -> Manifest:
     meta, parts = doc.get("meta"), doc.get("parts")
     if not isinstance(meta, dict) or not isinstance(parts, dict):
         raise ValueError("meta or parts is not an object")
+    if "part_names" in doc and doc["part_names"] != sorted(parts):
+        raise ValueError("part_names does not name the parts")
     parsed = {}
     for name, part in parts.items():
         if not isinstance(part, dict) or not _is_int(part.get("mode")):
@@ -159,6 +191,8 @@ def manifest_doc(step: int, parts: dict, base_step: int | None,
         "base_id": base_id,
         "created": time.time() if created is None else created,
         "meta": meta,
+        # in front of the parts: a chain check reads no further
+        "part_names": sorted(parts),
         "parts": parts,
     }
 
@@ -194,11 +228,12 @@ def fold(chain: list[Manifest]) -> tuple[dict, dict]:
 
 
 #: Parsed manifests of this process: (manifest path, size, xxh3 of the
-#: bytes) -> Manifest. One for every reader, because a resume reads the same
+#: bytes) -> Manifest (:data:`_HEADS`: those read up to their parts). One for every reader, because a resume reads the same
 #: manifests through several stores (the worker's re-plan, its check of the
 #: plan, the adoption of a kept mapset): a manifest of 100,000 entries takes
 #: about half a second to parse. Kept while the bytes are the same.
 _PARSED: dict = {}
+_HEADS: dict = {}
 
 
 class ManifestReader:
@@ -214,6 +249,7 @@ class ManifestReader:
     @staticmethod
     def clear() -> None:
         _PARSED.clear()
+        _HEADS.clear()
 
     def step_path(self, step: int) -> Path:
         return self.steps_dir / step_dirname(step)
@@ -233,9 +269,12 @@ class ManifestReader:
         return self.load(step)[0]
 
     @without_gc
-    def load(self, step: int) -> tuple[Manifest | None, str]:
+    def load(self, step: int, head: bool = False
+             ) -> tuple[Manifest | None, str]:
         """Read, check the seal of and parse a manifest. ``(None, why)``
-        when it is missing or damaged."""
+        when it is missing or damaged. ``head``: parse only what is in
+        front of its parts (``parts`` None) where the manifest names them
+        there (older ones are parsed whole)."""
         path = self.step_path(step)
         try:
             with open(path / MANIFEST_NAME, "rb") as handle:
@@ -247,6 +286,10 @@ class ManifestReader:
         key = (str(path), len(raw), xxhash.xxh3_128_hexdigest(raw))
         if key in _PARSED:
             return _PARSED[key], ""
+        if head:
+            manifest, problem = self._load_head(key, raw, step, path)
+            if manifest is not None or problem:
+                return manifest, problem
         try:
             manifest = parse_manifest(unseal(raw), step, path)
         except SealBroken as exc:
@@ -256,13 +299,34 @@ class ManifestReader:
         _PARSED[key] = manifest
         return manifest, ""
 
-    def chain(self, step: int, cache: dict | None = None
-              ) -> list[Manifest] | None:
-        """The manifests from the full one up to ``step`` (oldest first), or
-        None when any link is missing or does not match its base id."""
-        return self.chain_checked(step, cache)[0]
+    @staticmethod
+    def _load_head(key: tuple, raw: bytes, step: int, path: Path
+                   ) -> tuple[Manifest | None, str]:
+        """:meth:`load` of the head; ``(None, "")`` when the manifest does
+        not name its parts in front of them (the caller parses it whole)."""
+        if key in _HEADS:
+            return _HEADS[key], ""
+        try:
+            doc, found = unseal_head(raw, "parts")
+            if not found or "part_names" not in doc:
+                return None, ""
+            manifest = parse_head(doc, step, path)
+        except SealBroken as exc:
+            return None, str(exc)
+        except (ValueError, RecursionError, TypeError) as exc:
+            return None, f"is not a valid manifest ({str(exc)[:80]})"
+        _HEADS[key] = manifest
+        return manifest, ""
 
-    def chain_checked(self, step: int, cache: dict | None = None
+    def chain(self, step: int, cache: dict | None = None,
+              head: bool = False) -> list[Manifest] | None:
+        """The manifests from the full one up to ``step`` (oldest first), or
+        None when any link is missing or does not match its base id.
+        ``head``: their heads (:meth:`load`)."""
+        return self.chain_checked(step, cache, head)[0]
+
+    def chain_checked(self, step: int, cache: dict | None = None,
+                      head: bool = False
                       ) -> tuple[list[Manifest] | None,
                                  SnapshotDamaged | None]:
         """:meth:`chain` and, for None, what is wrong where (for notices;
@@ -274,7 +338,7 @@ class ManifestReader:
         current: int | None = step
         while current is not None:
             if current not in cache:
-                cache[current] = self.load(current)
+                cache[current] = self.load(current, head)
             manifest, problem = cache[current]
             if manifest is None or (want_id is not None
                                     and manifest.id != want_id):

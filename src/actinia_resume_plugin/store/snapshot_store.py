@@ -190,6 +190,14 @@ class SnapshotStore:
         chain = self._manifests.chain(step)
         return None if chain is None else chain[-1].info()
 
+    def head(self, step: int) -> SnapshotInfo | None:
+        """:meth:`get` from the heads of the manifests (ids, bases, meta,
+        part names; every seal checked): what a resume reads before it
+        restores, without parsing 100,000 entries (0.3-0.5 s). The entries
+        are parsed, and checked, by whatever reads the state."""
+        chain = self._manifests.chain(step, head=True)
+        return None if chain is None else chain[-1].info()
+
     def latest(self) -> SnapshotInfo | None:
         """Snapshot with the highest step or ``None``."""
         cache: dict = {}

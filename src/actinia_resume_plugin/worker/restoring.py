@@ -131,7 +131,7 @@ class Restorer:
             # read from the store, each checked as it is copied: no check
             # of all
             if restore is not None and (
-                    self.restore_store.get(int(restore)) is None
+                    self.restore_store.head(int(restore)) is None
                     if adopting else self.restore_store.damage(int(restore))):
                 self.replan()
             self.apply()
@@ -154,7 +154,7 @@ class Restorer:
         self._taken_logs = []
         self.info = None
         if restore is not None:
-            self.info = self.restore_store.get(int(restore))
+            self.info = self.restore_store.head(int(restore))
         if self.info is not None:
             changed = inputs.check_restore(
                 read_job_record(self.restore_store.root).get("inputs"),
