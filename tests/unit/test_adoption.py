@@ -80,11 +80,25 @@ def damage_object(store, rel, step=0):
         f.write(b"X")
 
 
+@pytest.fixture(autouse=True, params=["whole-record", "keys-only"])
+def record_kind(request, monkeypatch):
+    """Both ways an adoption learns the planned state: from a record that
+    holds it (v3 with the parts' modes: no manifest is parsed) and from
+    the manifests (a record without the whole state, like v2)."""
+    monkeypatch.setattr(KEEP_MODES, "on", request.param == "whole-record")
+    return request.param
+
+
+class KEEP_MODES:  # noqa: N801 - a switch the fixture sets
+    on = True
+
+
 def keep(store, live, tmpdir, kept):
-    kept.keep({"mapset": live, "tmpdir": tmpdir}, store.live_state().state,
-              {"step": store.live_state().step,
-               "snapshot_id": store.live_state().id,
-               "mapset_name": "mapset_a"})
+    current = store.live_state()
+    kept.keep({"mapset": live, "tmpdir": tmpdir}, current.state,
+              {"step": current.step, "snapshot_id": current.id,
+               "mapset_name": "mapset_a"},
+              current.modes if KEEP_MODES.on else None)
 
 
 def tree(base):

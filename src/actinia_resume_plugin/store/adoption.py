@@ -53,6 +53,8 @@ from .kept_mapset import (
     KeptMapset,
     KeptRecord,
     content_string,
+    entry_of_content,
+    entry_of_layout,
     stat_key_string,
 )
 from .layout import EXCLUDED_DIR_NAMES, EXCLUDED_FILE_NAMES
@@ -85,12 +87,48 @@ class AdoptionReport:
 
 @dataclass
 class _Repair:
-    """The decisions of the stat walk of one part (nothing changed yet)."""
+    """The decisions of the stat walk of one part (nothing changed yet).
 
-    entries: dict  # rel -> Entry of the planned state kept as it is
+    From the manifests' state: ``entries`` (rel -> Entry of the planned
+    state kept as it is, files with the walk's live key). From the record
+    (:func:`_compare_record`): ``keys`` (rel -> live key of each file kept)
+    and ``entries`` the dirs and symlinks kept."""
+
+    entries: dict
     remove_files: list
     remove_dirs: list
-    chmod_dirs: list
+    chmod_dirs: list  # (rel, mode)
+    keys: dict | None = None
+
+
+@dataclass
+class _Plan:
+    """What an adoption makes the kept dirs equal to: snapshot ``step``'s
+    state, from the manifests (``state``) or, where the kept record holds
+    that very state (v3, same snapshot id), from the record alone
+    (``state`` None: 100,000 entries are not parsed nor built)."""
+
+    record: KeptRecord
+    names: list  # the snapshot's parts
+    modes: dict  # part -> mode of its top dir
+    state: dict | None
+    same: bool  # the kept state is the planned snapshot's
+
+    def missing(self, name: str, repair: _Repair) -> list:
+        """``[(rel, Entry)]`` of part ``name`` the walk did not keep."""
+        if self.state is not None:
+            kept = repair.entries
+            return [(rel, e) for rel, e in self.state[name].items()
+                    if rel not in kept]
+        files = self.record.contents(name)
+        layout = self.record.layout(name)
+        try:
+            return ([(rel, entry_of_content(files[rel]))
+                     for rel in files.keys() - repair.keys.keys()]
+                    + [(rel, entry_of_layout(layout[rel]))
+                       for rel in layout.keys() - repair.entries.keys()])
+        except ValueError as exc:
+            raise NotAdoptable(f"the kept mapset's record: {exc}") from None
 
 
 class KeptListing:
@@ -202,16 +240,16 @@ def _adopt(kept: KeptMapset, store: SnapshotStore, step: int, targets: dict,
     except FileNotFoundError:
         raise NotAdoptable("no kept mapset") from None
     try:
-        record, state, modes, same = _planned(kept, kept.path, store, step)
+        plan = _planned(kept, kept.path, store, step)
+        names = sorted(n for n in targets if n in plan.names)
+        # before any stat: the walks' if they started earlier
+        t0 = min(entry.now_coarse_ns(), listing.t0)
+        repairs = _plan_repairs(kept.path, names, plan, t0, listing)
+        missing = {name: plan.missing(name, repairs[name]) for name in names}
     except NotAdoptable:
         listing.wait()
         _remove_claimed(kept)  # tried once: the next resume restores
         raise
-    names = sorted(n for n in targets if n in state)
-    # before any stat: the walks' if they started earlier
-    t0 = min(entry.now_coarse_ns(), listing.t0)
-    repairs = _plan_repairs(kept.path, names, state, record, same, t0,
-                            listing)
     listing.wait()  # a walk must not see the claim's rename of its parent
     claimed = kept.claim()
     if claimed is None:
@@ -222,18 +260,17 @@ def _adopt(kept: KeptMapset, store: SnapshotStore, step: int, targets: dict,
             # kept again meanwhile: what was read is not what was claimed
             raise NotAdoptable("the kept mapset was replaced")
         report = AdoptionReport()
-        live_state = {}
+        put_back = {}
         for name in names:
-            live_state[name] = _repair_part(
-                store, step, name, claimed / name, state[name], modes[name],
-                repairs[name], t0, report)
+            put_back[name] = _repair_part(
+                store, step, name, claimed / name, missing[name],
+                plan.modes[name], repairs[name], t0, report)
         sources = {}
         for name in names:
             target = Path(os.path.abspath(targets[name]))
             _move_into_place(claimed / name, target)
             sources[name] = os.path.realpath(target)
-        store.adopt_live(step, live_state, {n: modes[n] for n in names},
-                         sources)
+        _take_live(store, step, plan, names, repairs, put_back, t0, sources)
     finally:
         rmtree(claimed)
     report.seconds = time.monotonic() - started
@@ -246,23 +283,76 @@ def _remove_claimed(kept: KeptMapset) -> None:
         rmtree(claimed)
 
 
-def _plan_repairs(path: Path, names: list, state: dict, record: KeptRecord,
-                  same: bool, t0: int, listing: KeptListing) -> dict:
+def _take_live(store: SnapshotStore, step: int, plan: _Plan, names: list,
+               repairs: dict, put_back: dict, t0: int, sources: dict
+               ) -> None:
+    """Tell ``store`` what the adopted dirs hold: the entries now, or
+    (from the record) a state built from the manifests when a save or a
+    keep first needs it."""
+    modes = {n: plan.modes[n] for n in names}
+    if plan.state is not None:
+        live_state = {n: repairs[n].entries | put_back[n] for n in names}
+        store.adopt_live(step, live_state, modes, sources)
+        return
+    record = plan.record
+    keys = {n: repairs[n].keys for n in names}
+    store.adopt_live(
+        step, None, modes, sources, snapshot_id=record.snapshot_id,
+        load=lambda: adopted_state(store.state(step)[0], names, keys,
+                                   put_back, record, t0),
+        view=lambda part: record.entries(part) if part in names else None)
+
+
+def adopted_state(state: dict, names: list, keys: dict, put_back: dict,
+                  record: KeptRecord, t0: int) -> dict:
+    """The live state of dirs adopted from the record: the snapshot's
+    ``state`` (from its manifests, the store's truth) with the live key of
+    each file the walk kept (``keys``) or put back (``put_back``).
+
+    A file whose entry in ``state`` is not what the record said it held
+    gets no live key: the next save hashes it, so a record that disagrees
+    with its manifests can never make a save store a wrong state."""
+    new, is_racy = tuple.__new__, entry.is_racy
+    out = {}
+    for name in names:
+        entries = out[name] = dict(state.get(name, {}))
+        files = record.contents(name)
+        for rel, key in keys[name].items():
+            item = entries.get(rel)
+            if item is not None and item.kind == "f" \
+                    and files.get(rel) == content_string(item):
+                entries[rel] = new(Entry, item[:8] + (
+                    key, is_racy(item.mtime_ns, t0)))
+        for rel, got in put_back[name].items():
+            item = entries.get(rel)
+            if item is not None and got.content() == item.content():
+                entries[rel] = item._replace(live=got.live, racy=got.racy)
+    return out
+
+
+def _plan_repairs(path: Path, names: list, plan: _Plan, t0: int,
+                  listing: KeptListing) -> dict:
     """``{part: repair}``: the one stat walk of each part of the
-    kept mapset at ``path`` against the planned ``state`` (nothing is
+    kept mapset at ``path`` against the planned state (nothing is
     changed). A part the kept mapset lacks is all put back."""
     repairs = {}
+    record = plan.record
     for name in names:
         top = str(path / name)
         walk = listing.take(name, top)
         if not os.path.isdir(top):
             if walk is not None:
                 walk.close()
-            repairs[name] = _Repair({}, [], [], [])
+            repairs[name] = _Repair({}, [], [], [], {})
             continue
-        repairs[name] = _compare_dir(
-            top, state[name], record.keys.get(name, {}),
-            None if same else record.contents(name), t0, walk)
+        known = record.keys.get(name, {})
+        if plan.state is None:
+            repairs[name] = _walked(top, walk, _compare_record, known,
+                                    record.layout(name))
+        else:
+            repairs[name] = _walked(
+                top, walk, _compare, plan.state[name], known,
+                None if plan.same else record.contents(name), t0)
     return repairs
 
 
@@ -280,50 +370,55 @@ def files_to_put_back(kept: KeptMapset, store: SnapshotStore, step: int
     is no intact kept mapset (the PUT would restore from the store)."""
     if not kept.exists():
         raise NotAdoptable("no kept mapset")
-    record, state, _modes, same = _planned(kept, kept.path, store, step)
-    repairs = _plan_repairs(kept.path, sorted(state), state, record, same,
+    plan = _planned(kept, kept.path, store, step)
+    repairs = _plan_repairs(kept.path, plan.names, plan,
                             entry.now_coarse_ns(), KeptListing(None))
     return [(name, rel, item) for name, repair in repairs.items()
-            for rel, item in state[name].items()
-            if item.kind == "f" and rel not in repair.entries]
+            for rel, item in plan.missing(name, repair) if item.kind == "f"]
 
 
 def _planned(kept: KeptMapset, directory: Path, store: SnapshotStore,
-             step: int) -> tuple[KeptRecord, dict, dict, bool]:
-    """``(record, state, modes, same)`` of the kept dir ``directory``
-    against snapshot ``step``; ``same``: the kept state is the planned
-    snapshot's own, so its recorded keys alone tell an unchanged file
-    (else the contents are compared). :class:`NotAdoptable` when the
-    record or the snapshot cannot be read."""
+             step: int) -> _Plan:
+    """What the kept dir ``directory`` is to be made equal to: snapshot
+    ``step``, from the record alone where it holds that very state (v3,
+    same snapshot id, the same parts; the manifests' heads are read, with
+    their seals), else from the manifests. ``same``: the kept state is the
+    planned snapshot's own, so its recorded keys alone tell an unchanged
+    file (else the contents are compared). :class:`NotAdoptable` when
+    the record or the snapshot cannot be read."""
     try:
         record = kept.read_record(directory)
     except ValueError as exc:
         raise NotAdoptable(f"the kept mapset's record: {exc}") from None
     try:
-        info = store.get(step)
+        info = store.head(step)
+        if info is None:
+            raise NotAdoptable(f"no interim result of step {step}")
+        same = info.id == record.snapshot_id
+        if same and record.holds_state() \
+                and sorted(record.parts) == sorted(info.parts):
+            return _Plan(record, list(info.parts), dict(record.modes), None,
+                         True)
         state, modes = store.state(step)
     except SnapshotError as exc:
         raise NotAdoptable(str(exc)) from None
-    return record, state, modes, (info is not None
-                                  and info.id == record.snapshot_id)
+    return _Plan(record, sorted(state), modes, state, same)
 
 
-def _compare_dir(top: str, planned: dict, known: dict,
-                 contents: dict | None, t0: int, walk=None) -> _Repair:
-    """:func:`_compare` on the stat walk of ``top``: the one started before
-    (``walk``, a :class:`.live_listing.SpooledListing` of ``top``), else
-    GNU find, else the Python walk."""
+def _walked(top: str, walk, compare, *args) -> _Repair:
+    """``compare(listing, top, *args)`` on the stat walk of ``top``: the
+    one started before (``walk``, a :class:`.live_listing.SpooledListing`
+    of ``top``), else GNU find, else the Python walk."""
     if walk is not None:
         try:
-            return _compare(walk.chunks(), top, planned, known, contents, t0)
+            return compare(walk.chunks(), top, *args)
         except live_listing.ListingUnavailable:
             pass
     try:
-        return _compare(live_listing.list_tree(
-            top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, planned,
-            known, contents, t0)
+        return compare(live_listing.list_tree(
+            top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, *args)
     except live_listing.ListingUnavailable:
-        return _compare(_walk(top), top, planned, known, contents, t0)
+        return compare(_walk(top), top, *args)
 
 
 def _move_into_place(src: Path, target: Path) -> None:
@@ -340,11 +435,13 @@ def _move_into_place(src: Path, target: Path) -> None:
     os.rename(src, target)
 
 
-def _repair_part(store, step, name: str, part_dir: Path, planned: dict,
+def _repair_part(store, step, name: str, part_dir: Path, missing: list,
                  mode: int, repair: _Repair, t0: int,
                  report: AdoptionReport) -> dict:
-    """Make ``part_dir`` equal to ``planned`` as ``repair`` (its stat walk)
-    says; returns its live state."""
+    """Make ``part_dir`` equal to the planned state as ``repair`` (its
+    stat walk) says, creating what it did not keep (``missing``: ``[(rel,
+    Entry)]``); returns ``{rel: Entry}`` of what was created, files with
+    their live stat."""
     part_dir.mkdir(parents=True, exist_ok=True)  # a part the record lacks
     top = str(part_dir)
     for excluded in EXCLUDED_FILE_NAMES:  # GRASS' lock of the old session
@@ -368,26 +465,29 @@ def _repair_part(store, step, name: str, part_dir: Path, planned: dict,
         writable.parent_of(top, rel)
         rmtree(os.path.join(top, rel))
     report.paths_removed += len(repair.remove_files) + len(repair.remove_dirs)
-    missing = [(rel, e) for rel, e in planned.items() if rel not in entries]
-    new_dirs = sorted((rel for rel, e in missing if e.kind == "d"),
-                      key=lambda r: r.count("/"))
-    for rel in new_dirs:
+    new_dirs = sorted(((rel, e) for rel, e in missing if e.kind == "d"),
+                      key=lambda item: item[0].count("/"))
+    created = {}
+    for rel, item in new_dirs:
         writable.parent_of(top, rel)
         os.mkdir(os.path.join(top, rel), 0o700)
-        entries[rel] = planned[rel]
+        created[rel] = item
     files = []
     for rel, item in missing:
         if item.kind != "d":
             writable.parent_of(top, rel)
             files.append((rel, os.path.join(top, rel), item))
-    report.files_kept += sum(1 for e in entries.values() if e.kind == "f")
+    report.files_kept += len(repair.keys) if repair.keys is not None else \
+        sum(1 for e in entries.values() if e.kind == "f")
     report.files_put_back += sum(1 for f in files if f[2].kind == "f")
-    entries.update(store.put_back(step, name, files, t0))
+    created.update(store.put_back(step, name, files, t0))
     writable.restore()
-    for rel in new_dirs + repair.chmod_dirs:
-        os.chmod(os.path.join(top, rel), stat.S_IMODE(planned[rel].mode))
+    for rel, item in new_dirs:
+        os.chmod(os.path.join(top, rel), stat.S_IMODE(item.mode))
+    for rel, dir_mode in repair.chmod_dirs:
+        os.chmod(os.path.join(top, rel), stat.S_IMODE(dir_mode))
     os.chmod(top, stat.S_IMODE(mode))
-    return entries
+    return created
 
 
 def _compare(listing, top: str, planned: dict, known: dict,
@@ -430,7 +530,7 @@ def _compare(listing, top: str, planned: dict, known: dict,
                         entries[rel] = want
                         if int(key.split(" ", 2)[1], 8) != stat.S_IMODE(
                                 want.mode):
-                            repair.chmod_dirs.append(rel)
+                            repair.chmod_dirs.append((rel, want.mode))
                 elif kind == "l" and want is not None and want.kind == "l" \
                         and _readlink(os.path.join(top, rel)) == want.target:
                     entries[rel] = want
@@ -440,6 +540,52 @@ def _compare(listing, top: str, planned: dict, known: dict,
         close = getattr(listing, "close", None)
         if close is not None:
             close()
+    return repair
+
+
+def _compare_record(listing, top: str, known: dict, layout: dict
+                    ) -> _Repair:
+    """:func:`_compare` against the state the record holds (v3, the
+    planned snapshot's own): a file is kept when its walked stat key is
+    the trusted key the record has for it (the record's keys are only
+    those of files holding the snapshot's content), a dir or symlink when
+    the record lists it as one (a symlink with its target). One dict
+    lookup per file; nothing of the manifests is read."""
+    repair = _Repair({}, [], [], [], {})
+    kept, rest, get = repair.keys, [], known.get
+    try:
+        for chunk in listing:
+            for key, rel in zip(chunk[::2], chunk[1::2], strict=True):
+                if get(rel) == key:
+                    kept[rel] = key
+                else:
+                    rest.append((key, rel))
+    finally:
+        close = getattr(listing, "close", None)
+        if close is not None:
+            close()
+    skip = None  # a removed dir: its contents go with it
+    for key, rel in rest:
+        if skip is not None:
+            if rel.startswith(skip):
+                continue
+            skip = None
+        kind, want = key[0], layout.get(rel)
+        if kind == "d":
+            if want is None or want[0] != "d":
+                repair.remove_dirs.append(rel)
+                skip = rel + "/"
+                continue
+            item = entry_of_layout(want)
+            repair.entries[rel] = item
+            if int(key.split(" ", 2)[1], 8) != stat.S_IMODE(item.mode):
+                repair.chmod_dirs.append((rel, item.mode))
+        elif kind == "l" and want is not None and want[0] == "l" \
+                and _readlink(os.path.join(top, rel)) \
+                == entry_of_layout(want).target:
+            repair.entries[rel] = entry_of_layout(want)
+        else:  # a changed or new file or symlink, a special file
+            repair.remove_files.append(rel)
     return repair
 
 

@@ -49,6 +49,7 @@ import re
 import stat
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,8 @@ import xxhash
 
 from . import fsops
 from .bulk import without_gc
-from .layout import KEPT_DIR, check_component
+from .entry import Entry
+from .layout import KEPT_DIR, check_component, is_object_name
 
 __all__ = [
     "KeptMapset",
@@ -67,7 +69,8 @@ __all__ = [
 ]
 
 RECORD_NAME = "live-record"
-RECORD_VERSION = 2  # 2: header last, written in chunks
+RECORD_VERSION = 3  # 2: header last, in chunks; 3: dirs, links, modes
+_READABLE_VERSIONS = (2, 3)
 KEEPING = "keeping"
 ADOPTING = "adopting"
 DELETED = "deleted"
@@ -116,9 +119,67 @@ def stat_key_string(st: os.stat_result) -> str:
 
 def content_string(entry) -> str:
     """What a file held (mode, size, mtime, object) as one text: compared
-    only when the plan starts from another interim result than the one
-    the kept state was saved or restored as."""
+    when the plan starts from another interim result than the one the
+    kept state was saved or restored as, and the file's entry when an
+    adoption decides from the record (:func:`entry_of_content`)."""
     return f"{entry.mode} {entry.size} {entry.mtime_ns} {entry.obj}"
+
+
+def layout_string(entry) -> str:
+    """A dir (``d <mode>``) or symlink (``l <mode> <target>``) as one
+    text: the paths of the state that are not files (record v3)."""
+    if entry.kind == "l":
+        return f"l {entry.mode} {entry.target}"
+    return f"d {entry.mode}"
+
+
+def entry_of_content(text: str) -> Entry:
+    """The entry a :func:`content_string` describes (the stored object's
+    inode and ctime are not in it: 0, as for a packed object);
+    ValueError for anything malformed."""
+    mode, size, mtime_ns, obj = text.split(" ")
+    if not is_object_name(obj):
+        raise ValueError("live record names no object")
+    return Entry("f", int(mode), int(size), int(mtime_ns), obj)
+
+
+def entry_of_layout(text: str) -> Entry:
+    """The entry a :func:`layout_string` describes; ValueError."""
+    kind, _, rest = text.partition(" ")
+    if kind == "l":
+        mode, _, target = rest.partition(" ")
+        return Entry("l", int(mode), target=target)
+    if kind != "d":
+        raise ValueError("live record holds an unknown kind of path")
+    return Entry("d", int(rest))
+
+
+class RecordEntries(Mapping):
+    """The planned state of one part as a record (v3) holds it, read as
+    ``{rel: Entry}`` without building 100,000 entries: an entry is made
+    when it is asked for. What an adoption hands to the mapset-name
+    rewrite (paths, kinds, objects) before the state is built from the
+    manifests."""
+
+    def __init__(self, files: dict, layout: dict):
+        self.files = files  # rel -> content_string
+        self.layout = layout  # rel -> layout_string
+
+    def __getitem__(self, rel: str) -> Entry:
+        text = self.files.get(rel)
+        if text is not None:
+            return entry_of_content(text)
+        return entry_of_layout(self.layout[rel])
+
+    def __contains__(self, rel) -> bool:
+        return rel in self.files or rel in self.layout
+
+    def __iter__(self):
+        yield from self.files
+        yield from self.layout
+
+    def __len__(self) -> int:
+        return len(self.files) + len(self.layout)
 
 
 @dataclass
@@ -140,14 +201,37 @@ class KeptRecord:
     parts: list  # the part names
     keys: dict = field(default_factory=dict)
     _contents: dict = field(default_factory=dict, repr=False)
+    # v3: part -> mode of its top dir, and the dirs and symlinks per part;
+    # None: a v2 record (the adoption reads the state from the manifests)
+    modes: dict | None = None
+    _layout: dict | None = field(default=None, repr=False)
 
     def contents(self, part: str) -> dict:
         """``{rel: content_string}`` of ``part`` (parsed on first use)."""
-        raw = self._contents.get(part)
-        if isinstance(raw, list):
-            raw = self._contents[part] = dict(zip(raw[::2], raw[1::2],
-                                                  strict=True))
-        return raw or {}
+        return _pairs(self._contents, part)
+
+    def holds_state(self) -> bool:
+        """Does the record hold the whole state it was kept with (every
+        path and mode: v3), so that an adoption of that state needs no
+        manifest?"""
+        return self._layout is not None
+
+    def layout(self, part: str) -> dict:
+        """``{rel: layout_string}`` of ``part``'s dirs and symlinks (v3)."""
+        return _pairs(self._layout or {}, part)
+
+    def entries(self, part: str) -> RecordEntries:
+        """The state of ``part`` the record holds, as ``{rel: Entry}``."""
+        return RecordEntries(self.contents(part), self.layout(part))
+
+
+def _pairs(sections: dict, part: str) -> dict:
+    """A section's ``[rel, text, …]`` list of ``part`` as a dict (made on
+    first use: one C-level ``dict(zip(...))``)."""
+    raw = sections.get(part)
+    if isinstance(raw, list):
+        raw = sections[part] = dict(zip(raw[::2], raw[1::2], strict=True))
+    return raw or {}
 
 
 #: Fields joined, encoded and written at a time by :func:`_write_record`.
@@ -159,9 +243,15 @@ def _record_files(live_state: dict, name: str):
             if e.kind == "f" and e.obj)
 
 
+def _record_layout(live_state: dict, name: str):
+    return ((rel, e) for rel, e in live_state[name].items()
+            if e.kind != "f")
+
+
 def _record_fields(live_state: dict, parts: list):
     """The body's fields in order: ``rel, key`` of every trusted file per
-    part, then ``rel, content`` of every file per part."""
+    part, then ``rel, content`` of every file per part, then ``rel,
+    layout`` of every dir and symlink per part."""
     for name in parts:
         for rel, entry in _record_files(live_state, name):
             if entry.live and not entry.racy:
@@ -171,6 +261,10 @@ def _record_fields(live_state: dict, parts: list):
         for rel, entry in _record_files(live_state, name):
             yield rel
             yield content_string(entry)
+    for name in parts:
+        for rel, entry in _record_layout(live_state, name):
+            yield rel
+            yield layout_string(entry)
 
 
 @without_gc
@@ -190,6 +284,11 @@ def _write_record(handle, header: dict, live_state: dict) -> None:
                       if e.live and not e.racy) for n in parts]
     content_counts = [sum(1 for _ in _record_files(live_state, n))
                       for n in parts]
+    layout_counts = [sum(1 for _ in _record_layout(live_state, n))
+                     for n in parts]
+    # a file without its object cannot be put back from the record
+    whole = set(header.get("part_modes") or ()) == set(parts) and all(
+        e.obj for n in parts for e in live_state[n].values() if e.kind == "f")
     digest = xxhash.xxh3_128()
     fields = _record_fields(live_state, parts)
     separator = b""
@@ -200,8 +299,8 @@ def _write_record(handle, header: dict, live_state: dict) -> None:
         handle.write(data)
         separator = b"\0"
     header = dict(header, part_names=parts, key_counts=key_counts,
-                  content_counts=content_counts,
-                  body_hash=digest.hexdigest())
+                  content_counts=content_counts, layout_counts=layout_counts,
+                  holds_state=whole, body_hash=digest.hexdigest())
     handle.write(b"\n" + json.dumps(header, separators=(",", ":")).encode())
 
 
@@ -216,7 +315,8 @@ def _decode_record(data: bytes, resource_id: str) -> KeptRecord:
     except ValueError:  # cut short: the header is written last
         raise ValueError("live record is damaged or truncated (no "
                          "complete header)") from None
-    if not isinstance(header, dict) or header.get("version") != RECORD_VERSION:
+    if not isinstance(header, dict) \
+            or header.get("version") not in _READABLE_VERSIONS:
         raise ValueError("not a live record of this version")
     if header.get("resource_id") != resource_id:
         raise ValueError("live record of another job")
@@ -224,16 +324,25 @@ def _decode_record(data: bytes, resource_id: str) -> KeptRecord:
         raise ValueError("live record is damaged")
     names = header.get("part_names")
     step = header.get("step")
+    v3 = header["version"] >= 3
     counts = [header.get("key_counts"), header.get("content_counts")]
+    if v3:
+        counts.append(header.get("layout_counts"))
     if not (isinstance(names, list) and isinstance(step, int)
             and all(isinstance(n, str) for n in names)
             and all(isinstance(c, list) and len(c) == len(names)
                     and all(isinstance(n, int) and n >= 0 for n in c)
                     for c in counts)):
         raise ValueError("live record header is malformed")
+    holds_state = v3 and header.get("holds_state") is True
+    modes = header.get("part_modes") if holds_state else None
+    if holds_state and not (
+            isinstance(modes, dict) and set(modes) == set(names)
+            and all(type(m) is int for m in modes.values())):  # noqa: E721
+        raise ValueError("live record header is malformed")
     items = body.decode("utf-8", "surrogateescape").split("\0") if body \
         else []
-    if len(items) != 2 * (sum(counts[0]) + sum(counts[1])):
+    if len(items) != 2 * sum(sum(c) for c in counts):
         raise ValueError("live record is truncated")
     keys, contents, at = {}, {}, 0
     for name, count in zip(names, counts[0], strict=True):
@@ -243,13 +352,19 @@ def _decode_record(data: bytes, resource_id: str) -> KeptRecord:
     for name, count in zip(names, counts[1], strict=True):
         contents[name] = items[at:at + 2 * count]
         at += 2 * count
+    layout = {} if holds_state else None
+    for name, count in zip(names, counts[2] if v3 else (), strict=False):
+        if layout is not None:
+            layout[name] = items[at:at + 2 * count]
+        at += 2 * count
     return KeptRecord(
         resource_id=resource_id, step=step,
         snapshot_id=str(header.get("snapshot_id") or ""),
         mapset_name=str(header.get("mapset_name") or ""),
         iteration=header.get("iteration"),
         created=float(header.get("created") or 0), parts=names, keys=keys,
-        _contents=contents)
+        _contents=contents, modes=modes if layout is not None else None,
+        _layout=layout)
 
 
 class KeptMapset:
@@ -284,14 +399,19 @@ class KeptMapset:
             return []
 
     # ------------------------------------------------------------ keep
-    def keep(self, parts: dict, live_state: dict, header: dict) -> Path:
+    def keep(self, parts: dict, live_state: dict, header: dict,
+             modes: dict | None = None) -> Path:
         """Move the live dirs ``parts`` (part name -> dir) here, with the
         live record of ``live_state`` (part -> {rel: Entry}, as the store
-        holds it in memory). Replaces an earlier kept mapset of the job.
-        On any error the dirs are moved back and the error raised (the
-        caller then lets actinia remove them as before)."""
+        holds it in memory) and ``modes`` (part -> mode of its top dir;
+        with them the record holds the whole state). Replaces an earlier
+        kept mapset of the job. On any error the dirs are moved back and
+        the error raised (the caller then lets actinia remove them as
+        before)."""
+        modes = {n: modes[n] for n in parts if n in (modes or {})}
         header = dict(header, version=RECORD_VERSION,
-                      resource_id=self.resource_id, created=time.time())
+                      resource_id=self.resource_id, created=time.time(),
+                      part_modes=modes)
         live_state = {n: live_state.get(n, {}) for n in parts}
         self.base.mkdir(parents=True, exist_ok=True)
         self.discard_all()

@@ -228,10 +228,11 @@ def fold(chain: list[Manifest]) -> tuple[dict, dict]:
 
 
 #: Parsed manifests of this process: (manifest path, size, xxh3 of the
-#: bytes) -> Manifest (:data:`_HEADS`: those read up to their parts). One for every reader, because a resume reads the same
-#: manifests through several stores (the worker's re-plan, its check of the
-#: plan, the adoption of a kept mapset): a manifest of 100,000 entries takes
-#: about half a second to parse. Kept while the bytes are the same.
+#: bytes) -> Manifest (:data:`_HEADS`: those read up to their parts).
+#: One for every reader, because a resume reads the same manifests through
+#: several stores (the worker's re-plan, its check of the plan, the
+#: adoption of a kept mapset): a manifest of 100,000 entries takes about
+#: half a second to parse. Kept while the bytes are the same.
 _PARSED: dict = {}
 _HEADS: dict = {}
 

@@ -322,7 +322,7 @@ class SnapshotStore:
         meta = dict(meta or {})
         json.dumps(meta)  # fail early on non-serialisable meta
         t0 = entry.now_coarse_ns()  # before any stat (racy rule)
-        plan = scan.plan_save(parts, t0, self._live)
+        plan = scan.plan_save(parts, t0, self._built_live())
         if budget_bytes is not None and plan.bytes_needed > budget_bytes:
             raise SnapshotBudgetExceeded(plan.bytes_needed, budget_bytes)
         self._check_free_space(plan.bytes_needed)
@@ -512,6 +512,18 @@ class SnapshotStore:
         the failed step changed from those it did not."""
         return self._live
 
+    def _built_live(self) -> LiveState | None:
+        """The live state with its state built (an adoption defers it);
+        ``None`` when it cannot be built (its manifests are gone or
+        damaged): the save then hashes every file and writes a
+        self-contained manifest, as after no restore at all."""
+        try:
+            if self._live is not None:
+                self._live.state.keys()  # built here, if it is not yet
+        except SnapshotError:
+            self._live = None
+        return self._live
+
     def take_live_state(self, live: LiveState) -> None:
         """Take ``live`` as what the live dirs hold, as after a save of
         this store: its next :meth:`save` writes only what changes from
@@ -530,16 +542,20 @@ class SnapshotStore:
         return self._restorer.copy_files(step, part, list(files), t0)
 
     @without_gc
-    def adopt_live(self, step: int, state: dict, modes: dict,
-                   sources: dict) -> None:
+    def adopt_live(self, step: int, state: dict | None, modes: dict,
+                   sources: dict, *, snapshot_id: str | None = None,
+                   load=None, view=None) -> None:
         """Take ``state`` (part -> {rel: Entry} with live stats) as the live
         dirs' state after snapshot ``step``, as :meth:`restore` does for
         the dirs it restores: the next :meth:`save` writes only what
-        changes from here on."""
-        chain = self._chain_or_raise(step)
+        changes from here on. ``load`` and ``view`` instead of ``state``
+        (with the snapshot's ``snapshot_id``): the state is built when it
+        is first needed (:class:`.entry.LiveState`)."""
+        if snapshot_id is None:
+            snapshot_id = self._chain_or_raise(step)[-1].id
         self._manifests.clear()
-        self.take_live_state(LiveState(step, chain[-1].id, state, dict(modes),
-                                       dict(sources)))
+        self.take_live_state(LiveState(step, snapshot_id, state, dict(modes),
+                                       dict(sources), load=load, view=view))
 
     # ------------------------------------------------------------- deletion
     def delete(self, step: int) -> bool:

@@ -303,7 +303,8 @@ class Restorer:
         (:func:`rename_mapset_references`)."""
         live = self.store.live_state()
         for part, path in paths.items():
-            entries = live.state.get(part) if live is not None else None
+            # an adopted state is not built for this (the record's view)
+            entries = live.entries_of(part) if live is not None else None
             for directory in MAPSET_NAME_DIRS:
                 if entries is None or _may_name_mapsets(entries, directory):
                     self.change_mapsetname(os.path.join(path, directory),

@@ -35,6 +35,7 @@ from actinia_resume_plugin.config import ResumeConfig
 from actinia_resume_plugin.store import (
     KeptMapset,
     SnapshotBudgetExceeded,
+    SnapshotError,
     SnapshotInfo,
     SnapshotNoSpace,
     SnapshotStore,
@@ -309,8 +310,14 @@ class SavingPolicy:
                     "The failed mapset is not kept: grass_resource_quota")
                 return
         try:
-            self.kept.keep(parts, live.state, {
+            state = live.state  # an adopted state is built here
+        except SnapshotError as exc:
+            self.log.info(f"The failed mapset is not kept: {exc}")
+            return
+        try:
+            self.kept.keep(parts, state, {
                 "step": live.step, "snapshot_id": live.id,
-                "mapset_name": mapset_name, "iteration": self.iteration})
+                "mapset_name": mapset_name, "iteration": self.iteration},
+                live.modes)
         except OSError as exc:
             self.log.info(f"The failed mapset is not kept: {exc}")
