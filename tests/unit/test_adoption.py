@@ -410,3 +410,110 @@ def test_a_kept_mapset_replaced_before_the_claim_is_not_adopted(
                           {"mapset": target})
     assert not target.exists()
     assert not kept.exists() and kept.leftovers() == []
+
+
+def _adopt_into(store, tmp_path, kept):
+    fresh = SnapshotStore(store.root)  # the next iteration's process
+    targets = {"mapset": tmp_path / "db2" / "mapset_b",
+               "tmpdir": tmp_path / "db2" / ".tmp"}
+    report = adopt_kept_mapset(kept, fresh, 0, targets)
+    return fresh, targets, report
+
+
+def test_a_whole_record_is_adopted_without_the_manifests(
+        job, tmp_path, record_kind, lister, monkeypatch):
+    """Record v3 holds the planned state: the adoption parses no manifest
+    (only their heads) and builds no state; the first save builds it."""
+    store, live, tmpdir, kept = job
+    with open(live / "cell" / "m1", "r+b") as f:
+        f.write(b"\xff")
+    write(live / "cell" / "new", "added")
+    (live / "cell_misc" / "m0").rmdir()
+    keep(store, live, tmpdir, kept)
+    assert kept.read_record(kept.path).holds_state() == \
+        (record_kind == "whole-record")
+    state_reads = []
+    real_state = SnapshotStore.state
+    monkeypatch.setattr(SnapshotStore, "state", lambda self, step: (
+        state_reads.append(step), real_state(self, step))[1])
+    fresh, targets, report = _adopt_into(store, tmp_path, kept)
+    assert (report.files_put_back, report.paths_removed) == (1, 2)
+    assert tree(targets["mapset"]) == tree(restored(store, 0, tmp_path))
+    assert state_reads == ([] if record_kind == "whole-record" else [0])
+    view = fresh.live_state().entries_of("mapset")
+    assert sorted(view) == sorted(store.state(0)[0]["mapset"])
+    assert view["cell/m3"].obj == store.state(0)[0]["mapset"]["cell/m3"].obj
+    state_reads.clear()
+    info = fresh.save(1, targets)
+    assert info.meta["files_copied"] == 0
+    assert info.meta["entries_written"] == 0
+    if lister == "find":  # the Python walk's keys are tuples: hashed again
+        assert info.meta["files_unchanged"] == 43
+
+
+def test_a_record_that_disagrees_with_its_manifest_is_hashed_again(
+        job, tmp_path, record_kind, lister):
+    """The live state of a record-decided adoption is the manifests'
+    state; a file the record says held something else gets no live key,
+    so the next save reads it instead of trusting its stat."""
+    store, live, tmpdir, kept = job
+    current = store.live_state()
+    other = dict(current.state)
+    other["mapset"] = dict(other["mapset"])
+    item = other["mapset"]["cell/m3"]
+    other["mapset"]["cell/m3"] = item._replace(mtime_ns=item.mtime_ns + 1)
+    kept.keep({"mapset": live, "tmpdir": tmpdir}, other,
+              {"step": 0, "snapshot_id": current.id,
+               "mapset_name": "mapset_a"},
+              current.modes if record_kind == "whole-record" else None)
+    fresh, targets, _report = _adopt_into(store, tmp_path, kept)
+    info = fresh.save(1, targets)
+    assert info.meta["files_copied"] == 0
+    if record_kind == "whole-record" and lister == "find":
+        assert info.meta["files_unchanged"] == 42  # cell/m3 hashed again
+    assert tree(targets["mapset"]) == tree(restored(store, 1, tmp_path))
+
+
+def test_a_state_that_cannot_be_built_makes_a_whole_save(
+        job, tmp_path, record_kind, monkeypatch):
+    """Manifests gone between the adoption and the first save: the save
+    hashes every file and writes a self-contained manifest."""
+    store, live, tmpdir, kept = job
+    keep(store, live, tmpdir, kept)
+    fresh, targets, _report = _adopt_into(store, tmp_path, kept)
+    if record_kind != "whole-record":
+        return  # its state was built by the adoption
+    monkeypatch.setattr(SnapshotStore, "state", lambda self, step: (
+        _ for _ in ()).throw(SnapshotDamaged(step, "steps", "x", "gone")))
+    info = fresh.save(1, targets)
+    monkeypatch.undo()
+    assert manifest_base(fresh, 1) is None
+    assert info.meta["files_unchanged"] == 0
+    assert tree(targets["mapset"]) == tree(restored(store, 1, tmp_path))
+
+
+def manifest_base(store, step):
+    import json
+    return json.loads((store.step_path(step) / "manifest.json")
+                      .read_text())["base"]
+
+
+def test_a_version_2_record_is_adopted_from_the_manifests(
+        job, tmp_path, monkeypatch):
+    """Kept mapsets of an earlier release (record v2: files only) are
+    adopted as before."""
+    from actinia_resume_plugin.store import kept_mapset
+
+    store, live, tmpdir, kept = job
+    with open(live / "cell" / "m1", "r+b") as f:
+        f.write(b"\xff")
+    monkeypatch.setattr(kept_mapset, "RECORD_VERSION", 2)
+    monkeypatch.setattr(kept_mapset, "_record_layout", lambda *a: iter(()))
+    keep(store, live, tmpdir, kept)
+    monkeypatch.undo()
+    record = kept.read_record(kept.path)
+    assert not record.holds_state()
+    fresh, targets, report = _adopt_into(store, tmp_path, kept)
+    assert report.files_put_back == 1
+    assert tree(targets["mapset"]) == tree(restored(store, 0, tmp_path))
+    assert fresh.save(1, targets).meta["files_copied"] == 0

@@ -11,6 +11,8 @@ import pytest
 from actinia_resume_plugin.store import (
     SnapshotStore,
 )
+from actinia_resume_plugin.store.layout import seal_text
+from actinia_resume_plugin.store.manifest import ManifestReader
 from tests.unit.store.helpers import (
     OLD_NS,
     in_place_keeping_times,
@@ -111,3 +113,52 @@ def test_manifest_changed_keeping_timestamps_is_damaged(store, live):
     assert "step 1" in damaged[1] and "000000" in damaged[1]
     why = fresh.damage(1)
     assert "damaged" in why and "000000/manifest.json" in why
+
+
+def test_a_resume_reads_the_heads_of_the_manifests(store, live):
+    """SnapshotStore.head: ids, bases, meta and part names from what is in
+    front of the parts (the seal still over every byte), equal to get()."""
+    store.save(0, live, {"mapset_name": "a"})
+    write(live["mapset"] / "cell" / "new", b"n")
+    store.save(1, live, {"mapset_name": "a"})
+    doc = manifest(store, 1)
+    assert doc["part_names"] == sorted(doc["parts"])
+    fresh = SnapshotStore(store.root)
+    chain = fresh._manifests.chain(1, head=True)
+    assert [m.parts for m in chain] == [None, None]
+    head, full = fresh.head(1), fresh.get(1)
+    assert (head.step, head.id, head.parts, head.meta) == \
+        (full.step, full.id, full.parts, full.meta)
+
+
+def test_a_manifest_without_part_names_is_read_whole(store, live):
+    """Manifests written before the head named the parts are parsed whole
+    for a head."""
+    store.save(0, live)
+    path = store.step_path(0) / "manifest.json"
+    doc = manifest(store, 0)
+    del doc["part_names"], doc["xxh3_128"]
+    path.write_text(seal_text(doc))
+    ManifestReader.clear()
+    chain = SnapshotStore(store.root)._manifests.chain(0, head=True)
+    assert chain[0].parts is not None
+    assert SnapshotStore(store.root).head(0).parts == ["mapset", "tmpdir"]
+
+
+def test_a_head_is_refused_where_the_whole_would_be(store, live):
+    """A changed byte anywhere (in the parts too) breaks the seal of the
+    head; part names that are not the parts make the whole invalid."""
+    store.save(0, live)
+    path = store.step_path(0) / "manifest.json"
+    raw = path.read_bytes()
+    at = raw.index(b'"parts"') + 20
+    path.write_bytes(raw[:at] + bytes([raw[at] ^ 1]) + raw[at + 1:])
+    ManifestReader.clear()
+    assert SnapshotStore(store.root).head(0) is None
+    doc = json.loads(raw)
+    doc.pop("xxh3_128")
+    doc["part_names"] = ["mapset"]
+    path.write_text(seal_text(doc))
+    ManifestReader.clear()
+    assert SnapshotStore(store.root).head(0).parts == ["mapset"]
+    assert SnapshotStore(store.root).get(0) is None  # the whole is invalid
