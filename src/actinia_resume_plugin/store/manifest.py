@@ -102,10 +102,8 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_head(doc, step: int, path: Path) -> Manifest:
-    """Validate the head of a manifest (everything in front of its
-    ``parts``, which new manifests name in ``part_names``); ValueError for
-    anything damaged. The result has no ``parts``."""
+def _check_head(doc, step: int) -> tuple:
+    """``(base, base_id, meta)`` of a manifest document; ValueError."""
     if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
         raise ValueError("not a manifest of this version")
     if doc.get("step") != step:
@@ -114,9 +112,18 @@ def parse_head(doc, step: int, path: Path) -> Manifest:
     if base is not None and not (_is_int(base) and 0 <= base < step
                                  and isinstance(base_id, str)):
         raise ValueError("malformed base")
-    meta, names = doc.get("meta"), doc.get("part_names")
+    meta = doc.get("meta")
     if not isinstance(meta, dict):
         raise ValueError("meta is not an object")
+    return base, base_id, meta
+
+
+def parse_head(doc, step: int, path: Path) -> Manifest:
+    """Validate the head of a manifest (everything in front of its
+    ``parts``, which new manifests name in ``part_names``); ValueError for
+    anything damaged. The result has no ``parts``."""
+    base, base_id, meta = _check_head(doc, step)
+    names = doc.get("part_names")
     if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
             and names == sorted(set(names))):
         raise ValueError("part_names is malformed")
@@ -127,17 +134,10 @@ def parse_head(doc, step: int, path: Path) -> Manifest:
 
 def parse_manifest(doc, step: int, path: Path) -> Manifest:
     """Validate a manifest document; ValueError for anything damaged."""
-    if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
-        raise ValueError("not a manifest of this version")
-    if doc.get("step") != step:
-        raise ValueError("manifest of another step")
-    base, base_id = doc.get("base"), doc.get("base_id")
-    if base is not None and not (_is_int(base) and 0 <= base < step
-                                 and isinstance(base_id, str)):
-        raise ValueError("malformed base")
-    meta, parts = doc.get("meta"), doc.get("parts")
-    if not isinstance(meta, dict) or not isinstance(parts, dict):
-        raise ValueError("meta or parts is not an object")
+    base, base_id, meta = _check_head(doc, step)
+    parts = doc.get("parts")
+    if not isinstance(parts, dict):
+        raise ValueError("parts is not an object")
     if "part_names" in doc and doc["part_names"] != sorted(parts):
         raise ValueError("part_names does not name the parts")
     parsed = {}
