@@ -288,36 +288,16 @@ class ManifestReader:
         if key in _PARSED:
             return _PARSED[key], ""
         if head:
-            manifest, problem = self._load_head(key, raw, step, path)
+            if key not in _HEADS:
+                _HEADS[key] = _parsed(_head_of, raw, step, path)
+            manifest, problem = _HEADS[key]
             if manifest is not None or problem:
                 return manifest, problem
-        try:
-            manifest = parse_manifest(unseal(raw), step, path)
-        except SealBroken as exc:
-            return None, str(exc)
-        except (ValueError, RecursionError, TypeError) as exc:
-            return None, f"is not a valid manifest ({str(exc)[:80]})"
-        _PARSED[key] = manifest
-        return manifest, ""
-
-    @staticmethod
-    def _load_head(key: tuple, raw: bytes, step: int, path: Path
-                   ) -> tuple[Manifest | None, str]:
-        """:meth:`load` of the head; ``(None, "")`` when the manifest does
-        not name its parts in front of them (the caller parses it whole)."""
-        if key in _HEADS:
-            return _HEADS[key], ""
-        try:
-            doc, found = unseal_head(raw, "parts")
-            if not found or "part_names" not in doc:
-                return None, ""
-            manifest = parse_head(doc, step, path)
-        except SealBroken as exc:
-            return None, str(exc)
-        except (ValueError, RecursionError, TypeError) as exc:
-            return None, f"is not a valid manifest ({str(exc)[:80]})"
-        _HEADS[key] = manifest
-        return manifest, ""
+        manifest, problem = _parsed(
+            lambda: parse_manifest(unseal(raw), step, path))
+        if manifest is not None:
+            _PARSED[key] = manifest
+        return manifest, problem
 
     def chain(self, step: int, cache: dict | None = None,
               head: bool = False) -> list[Manifest] | None:
@@ -351,6 +331,26 @@ class ManifestReader:
             current, want_id = manifest.base, manifest.base_id
         chain.reverse()
         return chain, None
+
+
+def _parsed(parse, *args) -> tuple[Manifest | None, str]:
+    """``(parse(*args), "")``, or ``(None, why)`` for a broken seal or
+    anything that is not a valid manifest."""
+    try:
+        return parse(*args), ""
+    except SealBroken as exc:
+        return None, str(exc)
+    except (ValueError, RecursionError, TypeError) as exc:
+        return None, f"is not a valid manifest ({str(exc)[:80]})"
+
+
+def _head_of(raw: bytes, step: int, path: Path) -> Manifest | None:
+    """The head of a manifest's bytes; None when it does not name its
+    parts in front of them (the caller parses it whole)."""
+    doc, found = unseal_head(raw, "parts")
+    if not found or "part_names" not in doc:
+        return None
+    return parse_head(doc, step, path)
 
 
 def _link_problem(manifest: Manifest | None, problem: str,
