@@ -88,13 +88,7 @@ def test_output_is_cut_between_records_only(monkeypatch):
     """Records that straddle read boundaries come out whole."""
     reads = [b"f 644 1 1.0 1 1.0\0a\0f 6", b"44 2 1.0 2 1.0\0b\xc3",
              b"\xa9 c\0", b"d 755 0 1.0 3 1.0\0dir\0"]
-    monkeypatch.setattr(live_listing.os, "read", lambda fd, n: reads.pop(0) if reads else b"")
-
-    class Stream:
-        def fileno(self):
-            return -1
-
-    chunks = list(live_listing._records(Stream()))
+    chunks = list(live_listing._split_records(iter(reads)))
     flat = [field for chunk in chunks for field in chunk]
     assert flat == ["f 644 1 1.0 1 1.0", "a", "f 644 2 1.0 2 1.0", "bé c",
                     "d 755 0 1.0 3 1.0", "dir"]
@@ -138,4 +132,86 @@ def test_an_early_walk_not_read_is_stopped(tmp_path):
     src = odd_tree(tmp_path / "m")
     walk = live_listing.SpooledListing(str(src))
     walk.close()
-    assert walk._proc.returncode is not None and not walk._drain.is_alive()
+    assert walk._walk.proc.returncode is not None
+    assert not walk._walk.drain.is_alive()
+
+
+@pytest.fixture
+def sharded(monkeypatch):
+    """Any tree with two top-level names is listed by two finds."""
+    monkeypatch.setattr(live_listing, "SHARD_MIN_PATHS", 0)
+
+
+def _pairs(chunks):
+    flat = _flat(chunks)
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+def test_two_finds_list_what_one_find_lists(tmp_path, monkeypatch):
+    """Odd top-level names (``-dash``, a newline, non-UTF-8), excluded
+    names at the top, top-level symlinks (listed, not followed): the
+    records of the two shards are those of one find; ``sharded=False``
+    keeps one find's pre-order (each subtree whole, its dir first)."""
+    src = odd_tree(tmp_path / "m")
+    (src / "(").mkdir()
+    (src / "(" / "inside").write_text("x")
+    (src / "!").write_text("bang")
+    (src / "dirlink").symlink_to("cell_misc")
+    excluded = (scan.EXCLUDED_FILE_NAMES, scan.EXCLUDED_DIR_NAMES)
+    assert live_listing._shards(str(src)) is None  # small: one find
+    one = _pairs(live_listing.list_tree(str(src), *excluded))
+    monkeypatch.setattr(live_listing, "SHARD_MIN_PATHS", 0)
+    shards = live_listing._shards(str(src))
+    assert len(shards) == 2 and all(shards)
+    two = _pairs(live_listing.list_tree(str(src), *excluded))
+    assert sorted(two) == sorted(one) and len(two) == len(one)
+    rels = [rel for _, rel in two]
+    assert "-dash" in rels and "(/inside" in rels and "!" in rels
+    assert "dirlink" in rels and "dirlink/m 1" not in rels
+    assert not any(rel.startswith(("./", ".tmp")) for rel in rels)
+    ordered = [rel for _, rel in _pairs(live_listing.list_tree(
+        str(src), *excluded, sharded=False))]
+    start = ordered.index("cell_misc")
+    assert ordered[start + 1:start + 1 + len(ODD_NAMES) + 2] == [
+        rel for rel in ordered if rel.startswith("cell_misc/")]
+
+
+def test_shards_are_about_even(tmp_path, sharded):
+    """One big dir goes alone; the small ones fill the other shard."""
+    src = tmp_path / "m"
+    (src / "big").mkdir(parents=True)
+    for i in range(400):
+        (src / "big" / f"d{i}").mkdir()
+    for name in ("a", "b", "c", "d"):
+        (src / name).mkdir()
+        for i in range(10):
+            (src / name / f"s{i}").mkdir()
+    assert sorted(live_listing._shards(str(src))) == [
+        ["a", "b", "c", "d"], ["big"]]
+
+
+def test_a_failing_shard_fails_the_listing(tmp_path, sharded, monkeypatch):
+    """When one of the two finds fails, the listing raises at its end
+    (the caller discards all of it and walks in Python)."""
+    src = odd_tree(tmp_path / "m")
+    real = live_listing._find_command
+    calls = []
+
+    def second_fails(src_, files, dirs, starts=None):
+        calls.append(starts)
+        if len(calls) == 2:
+            return ["/bin/sh", "-c", "exit 3"]
+        return real(src_, files, dirs, starts)
+
+    monkeypatch.setattr(live_listing, "_find_command", second_fails)
+    with pytest.raises(live_listing.ListingUnavailable):
+        _flat(live_listing.list_tree(str(src)))
+    assert len(calls) == 2 and all(calls)
+
+
+def test_a_save_of_a_sharded_tree_is_the_python_walks(tmp_path, sharded):
+    src = odd_tree(tmp_path / "live")
+    listed, plan_f = plan_state(tmp_path, src, True)
+    walked, plan_w = plan_state(tmp_path, src, False)
+    assert listed == walked
+    assert sorted(plan_f.new_files) == sorted(plan_w.new_files)

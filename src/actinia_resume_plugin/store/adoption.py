@@ -424,7 +424,8 @@ def _walked(top: str, walk, compare, *args) -> _Repair:
             pass
     try:
         return compare(live_listing.list_tree(
-            top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES), top, *args)
+            top, EXCLUDED_FILE_NAMES, EXCLUDED_DIR_NAMES, sharded=False),
+            top, *args)
     except live_listing.ListingUnavailable:
         return compare(_walk(top), top, *args)
 
