@@ -215,3 +215,14 @@ def test_a_save_of_a_sharded_tree_is_the_python_walks(tmp_path, sharded):
     walked, plan_w = plan_state(tmp_path, src, False)
     assert listed == walked
     assert sorted(plan_f.new_files) == sorted(plan_w.new_files)
+
+
+def test_a_find_still_ending_after_its_output_is_waited_for(
+        tmp_path, monkeypatch):
+    """The pipe's end comes before the process has exited: the listing
+    waits for it (a find killed there would make every save fall back to
+    the Python walk and hash every file again)."""
+    key = "f 644 1 1.0 1 1.0"
+    monkeypatch.setattr(live_listing, "_find_command", lambda *a: [
+        "/bin/sh", "-c", f"printf '{key}\\0a\\0'; exec >&-; sleep 0.3"])
+    assert _flat(live_listing.list_tree(str(tmp_path))) == [key, "a"]

@@ -151,12 +151,14 @@ def list_tree(src: str, excluded_files: Iterable[str] = (),
         for command in commands:
             procs.append(_start(command, src))
         yield from _read_in_turn([p.stdout.fileno() for p in procs], strip)
+        # every pipe is at its end: each find has ended or is ending
+        codes = [proc.wait() for proc in procs]
     finally:
-        for proc in procs:
-            _stop(proc)
-    codes = [proc.returncode for proc in procs if proc.returncode != 0]
-    if codes:  # e.g. a path vanished or could not be read
-        raise ListingUnavailable(f"find exited with {codes[0]}")
+        for proc in procs:  # only those still running: a listing not read
+            _stop(proc)     # to its end
+    failed = [code for code in codes if code != 0]
+    if failed:  # e.g. a path vanished or could not be read
+        raise ListingUnavailable(f"find exited with {failed[0]}")
 
 
 def _commands(src: str, excluded_files: Iterable[str],
