@@ -124,6 +124,11 @@ def test_failed_steps_changes_are_undone_in_the_kept_mapset(stack_true):
     assert report["files_put_back"] >= 2
     assert report["kept_mapset"]["paths_removed"] >= 2
     assert report["kept_mapset"]["files_kept"] > 0
+    # where the time went: the adoption's two phases, the name rewrite
+    adoption = report["kept_mapset"]
+    assert adoption["decide_seconds"] + adoption["repair_seconds"] \
+        == pytest.approx(adoption["seconds"], abs=0.002)
+    assert 0 <= report["rename_seconds"] <= report["restore_seconds"]
     assert done["process_results"] == expected
     assert sorted(expected["rasters"]) == ["a", "b", "c"]
     poll(lambda: not kept.exists(), "kept mapset removed after success")

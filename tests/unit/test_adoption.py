@@ -150,6 +150,11 @@ def test_unchanged_mapset_is_adopted_without_copying(job, tmp_path):
         "mapset": target, "tmpdir": tmp_path / "db2" / ".tmp"})
     assert report.files_put_back == 0 and report.paths_removed == 0
     assert report.files_kept == 43  # 42 in the mapset, 1 in tmpdir
+    # the two phases make up the whole (what the resume section reports)
+    phases = report.to_dict()
+    assert phases["decide_seconds"] > 0 and phases["repair_seconds"] > 0
+    assert report.decide_seconds + report.repair_seconds == pytest.approx(
+        report.seconds, abs=1e-3)
     assert os.lstat(target / "cell" / "m3").st_ino == inode
     assert tree(target) == tree(restored(store, 0, tmp_path))
     assert not kept.exists() and kept.leftovers() == []

@@ -286,10 +286,13 @@ class Restorer:
         if old_name and old_name != mapset_name:
             # the temporary mapset and the job-local mapsets restored with
             # it may name the old temporary mapset
+            renaming = time.monotonic()
             self.rename_mapsets(
                 {part: path for part, path in targets.items()
                  if part == "mapset" or part.startswith(ADDITIONAL_PART)},
                 old_name, mapset_name)
+            self.report["rename_seconds"] = round(
+                time.monotonic() - renaming, 3)
         self.log.info(
             f"Restored interim result of step {step} into {mapset_path}")
 
