@@ -181,6 +181,44 @@ def test_a_kept_mapset_is_adopted(job):
     assert not job.kept.exists()
 
 
+def test_the_walk_begun_when_the_job_starts_is_the_one_compared(job):
+    """The job begins the kept mapset's stat walk before actinia's set-up;
+    the plan check and the adoption use that walk, no second one; a job
+    that ends before its restore stops it."""
+    live = job.store.live_state()
+    job.kept.keep({"mapset": job.old_mapset, "tmpdir": job.old_tmpdir},
+                  live.state, {"step": live.step, "snapshot_id": live.id,
+                               "mapset_name": "mapset_old"})
+    r = restorer(job, dict(RESUME))
+    assert r.begin_walk()
+    walk = r._kept_listing
+    assert r.begin_walk() and r._kept_listing is walk  # once
+    r.prepare(UNITS, FPS, INPUTS)
+    assert r._kept_listing is walk
+    assert r.restore(str(job.new), "mapset_new", str(job.new_tmpdir))
+    assert r.report["restored_from"] == "kept_mapset"
+    assert r._kept_listing is None
+    # a job that fails before its restore: the walk is stopped
+    other = restorer(job, dict(RESUME))
+    job.kept.keep({"mapset": job.new / "mapset_new"}, live.state,
+                  {"step": live.step, "snapshot_id": live.id,
+                   "mapset_name": "mapset_new"})
+    assert other.begin_walk()
+    walks = list(other._kept_listing._walks.values())
+    other.end_walk()
+    assert other._kept_listing is None
+    assert walks and all(w._walk.proc.returncode is not None for w in walks)
+
+
+def test_no_walk_begins_without_a_kept_mapset_to_continue_in(job):
+    assert not restorer(job, dict(RESUME)).begin_walk()  # none kept
+    live = job.store.live_state()
+    job.kept.keep({"mapset": job.old_mapset}, live.state,
+                  {"step": live.step, "snapshot_id": live.id,
+                   "mapset_name": "mapset_old"})
+    assert not restorer(job, {}).begin_walk()  # the plan restores nothing
+
+
 def test_a_plan_that_starts_elsewhere_discards_the_kept_mapset(job):
     live = job.store.live_state()
     job.kept.keep({"mapset": job.old_mapset}, live.state,

@@ -128,9 +128,13 @@ class InterimResultsMixin:
             self.iteration,
         )
         try:
+            # issue 23: the kept mapset's stat walk goes on during
+            # actinia's set-up and the plan check
+            self.restorer.begin_walk()
             with heartbeat:
                 super().run()
         finally:
+            self.restorer.end_walk()
             self.removals.remove_all()
 
     def _setup(self, *args, **kwargs):

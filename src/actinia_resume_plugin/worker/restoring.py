@@ -121,11 +121,7 @@ class Restorer:
         self.fingerprints = fingerprints
         self.input_fingerprints = input_fingerprints
         restore = self.plan.get("restore_snapshot")
-        adopting = restore is not None and self.kept_mapset_usable()
-        if adopting:
-            # the stat walk of the kept dirs runs on the other core while
-            # the manifests are parsed just below
-            self._kept_listing = KeptListing(self.kept)
+        adopting = self.begin_walk()
         try:
             # with a kept mapset (issue 23) only the files put back are
             # read from the store, each checked as it is copied: no check
@@ -138,6 +134,21 @@ class Restorer:
         except BaseException:
             self._drop_kept_listing()  # no restore follows
             raise
+
+    def begin_walk(self) -> bool:
+        """Start the stat walk of the kept dirs if the plan continues in
+        the kept mapset (once; the job calls it when it starts, before
+        actinia's set-up): it runs on the other core while the job sets
+        up and checks the plan. Whether it is walked."""
+        if self._kept_listing is None and \
+                self.plan.get("restore_snapshot") is not None and \
+                self.kept_mapset_usable():
+            self._kept_listing = KeptListing(self.kept)
+        return self._kept_listing is not None
+
+    def end_walk(self) -> None:
+        """The job ends: a walk no restore took is stopped."""
+        self._drop_kept_listing()
 
     def kept_mapset_usable(self) -> bool:
         return self.restore_store is self.store and self.kept.exists()
