@@ -693,6 +693,8 @@ def run_once(dep: Deployment, wl: Workload, cache: PageCache,
         verified_bytes=(doc2.get("resume") or {}).get("verified_bytes"),
         restored_from=(doc2.get("resume") or {}).get("restored_from"),
         files_put_back=(doc2.get("resume") or {}).get("files_put_back"),
+        adoption=(doc2.get("resume") or {}).get("kept_mapset"),
+        rename=(doc2.get("resume") or {}).get("rename_seconds"),
         resume_rss_growth_mb=rss.growth_mb,
     )
     expected = {"ours": "kept_mapset", "fallback": "interim_results"}
@@ -993,6 +995,19 @@ def notes(wl: Workload, rounds: list[dict]) -> str:
                          f"{s['step']}: {s['files_copied']}, "
                          f"{s['entries_written']}, {s['names_created']}, "
                          f"{s['seconds']:.3f}" for s in per_step))
+    adopted = [r["adoption"] for r in ours
+               if (r.get("adoption") or {}).get("adopted")]
+    if adopted:
+        def phase(key, runs=adopted):
+            values = [a[key] for a in runs if a.get(key) is not None]
+            return f"{statistics.median(values):.2f} s" if values else "n/a"
+        renames = [{"rename": r["rename"]} for r in ours
+                   if r.get("rename") is not None]
+        lines.append(
+            "ours, the adoption (median): deciding (record read, stat walk "
+            f"and comparison) {phase('decide_seconds')}, putting back and "
+            f"moving {phase('repair_seconds')}; the mapset-name rewrite "
+            f"after it {phase('rename', renames)}")
     seen = {r[a].get("put_step_command") for r in rounds for a in r
             if a in ("ours", "fallback")} - {None}
     if seen:

@@ -50,11 +50,14 @@ def make_mapset(base):
     return base
 
 
-@pytest.fixture(autouse=True, params=["find", "python"])
+@pytest.fixture(autouse=True, params=["find", "find-sharded", "python"])
 def lister(request, monkeypatch):
-    """Both walks: GNU find and the Python fallback."""
+    """Each walk: GNU find (one, or two over halves of the top-level
+    names, as for a big tree) and the Python fallback."""
     if request.param == "python":
         monkeypatch.setattr(live_listing, "_find_command", lambda *a: None)
+    if request.param == "find-sharded":
+        monkeypatch.setattr(live_listing, "SHARD_MIN_PATHS", 0)
     return request.param
 
 

@@ -99,7 +99,7 @@ def _flat(chunks):
 
 
 def test_an_early_walk_lists_what_list_tree_lists(tmp_path):
-    """The walk started early (drained by a thread while the caller does
+    """The walk started early (spooled to memory while the caller does
     something else) gives the very records of the plain listing."""
     src = odd_tree(tmp_path / "m")
     excluded = (scan.EXCLUDED_FILE_NAMES, scan.EXCLUDED_DIR_NAMES)
@@ -131,9 +131,10 @@ def test_an_early_walk_that_fails_says_so_at_its_end(tmp_path, monkeypatch):
 def test_an_early_walk_not_read_is_stopped(tmp_path):
     src = odd_tree(tmp_path / "m")
     walk = live_listing.SpooledListing(str(src))
+    procs = [proc for proc, _fd in walk._walks]
     walk.close()
-    assert walk._walk.proc.returncode is not None
-    assert not walk._walk.drain.is_alive()
+    assert procs and all(proc.returncode is not None for proc in procs)
+    assert walk._walks == []
 
 
 @pytest.fixture
@@ -226,3 +227,42 @@ def test_a_find_still_ending_after_its_output_is_waited_for(
     monkeypatch.setattr(live_listing, "_find_command", lambda *a: [
         "/bin/sh", "-c", f"printf '{key}\\0a\\0'; exec >&-; sleep 0.3"])
     assert _flat(live_listing.list_tree(str(tmp_path))) == [key, "a"]
+
+
+def test_an_early_walk_of_two_shards_keeps_the_pre_order(tmp_path, sharded):
+    """Spooled shards come one after the other, each subtree whole with
+    its dir first (an adoption skips the contents of a dir it removes),
+    and list what one find lists."""
+    src = odd_tree(tmp_path / "m")
+    (src / "(").mkdir()
+    (src / "(" / "inside").write_text("x")
+    excluded = (scan.EXCLUDED_FILE_NAMES, scan.EXCLUDED_DIR_NAMES)
+    walk = live_listing.SpooledListing(str(src), *excluded)
+    assert len(walk._walks) == 2
+    early = _pairs(walk.chunks())
+    one = _pairs(live_listing.list_tree(str(src), *excluded, sharded=False))
+    assert sorted(early) == sorted(one) and len(early) == len(one)
+    rels = [rel for _, rel in early]
+    for top in ("cell_misc", "("):
+        start = rels.index(top)
+        inside = [rel for rel in rels if rel.startswith(top + "/")]
+        assert rels[start + 1:start + 1 + len(inside)] == inside
+
+
+def test_an_early_walk_with_a_failing_shard_says_so(tmp_path, sharded,
+                                                    monkeypatch):
+    src = odd_tree(tmp_path / "m")
+    real = live_listing._find_command
+    calls = []
+
+    def first_fails(src_, files, dirs, starts=None):
+        calls.append(starts)
+        if len(calls) == 1:
+            return ["/bin/sh", "-c", "exit 3"]
+        return real(src_, files, dirs, starts)
+
+    monkeypatch.setattr(live_listing, "_find_command", first_fails)
+    walk = live_listing.SpooledListing(str(src))
+    with pytest.raises(live_listing.ListingUnavailable):
+        _flat(walk.chunks())
+    assert walk._walks == []

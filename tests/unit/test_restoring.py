@@ -204,10 +204,11 @@ def test_the_walk_begun_when_the_job_starts_is_the_one_compared(job):
                   {"step": live.step, "snapshot_id": live.id,
                    "mapset_name": "mapset_new"})
     assert other.begin_walk()
-    walks = list(other._kept_listing._walks.values())
+    procs = [proc for walk in other._kept_listing._walks.values()
+             for proc, _fd in walk._walks]
     other.end_walk()
     assert other._kept_listing is None
-    assert walks and all(w._walk.proc.returncode is not None for w in walks)
+    assert procs and all(proc.returncode is not None for proc in procs)
 
 
 def test_no_walk_begins_without_a_kept_mapset_to_continue_in(job):

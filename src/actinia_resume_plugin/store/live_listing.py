@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import queue
 import select
 import shutil
 import stat
 import subprocess
-import threading
+import tempfile
 from collections.abc import Iterable, Iterator
 
 __all__ = ["KEY_FORMAT", "ListingUnavailable", "SpooledListing",
@@ -218,15 +217,16 @@ def _read_in_turn(fds: list[int], strip_dot: bool) -> Iterator[list[str]]:
 
 
 class SpooledListing:
-    """:func:`list_tree` of one ``find`` (``sharded=False``), started now
-    and read later, or while it runs: a thread drains ``find``'s pipe
-    into memory as it comes, so ``find`` walks the whole tree on the
-    other core while this process does something else (an adoption reads
-    the kept record meanwhile), and the caller may take the records
-    before ``find`` has ended (the comparison then runs on the part
-    already listed while ``find`` stats the rest). One ``find``: two
-    would compete with this process for the two cores, and an adoption
-    compares in pre-order.
+    """:func:`list_tree` started now and read later: each ``find`` writes
+    its listing into a file in memory (``memfd``), never waiting for a
+    reader, so the walks go on (on both cores) while this process does
+    something else: an adoption's job sets up and reads the kept record
+    meanwhile. A big tree is listed by two ``find`` processes at once
+    (:func:`_shards`); :meth:`chunks` gives their records shard after
+    shard, each as soon as its ``find`` has ended, so every subtree comes
+    whole in pre-order (a dir right before its contents), as from one
+    ``find``. No thread: a draining thread per pipe competed with this
+    process for the interpreter lock.
 
     ``identity`` is the ``(st_dev, st_ino)`` of ``src`` when the walk
     started: a caller that moves the tree (the claim of a kept mapset
@@ -239,61 +239,75 @@ class SpooledListing:
                  excluded_dirs: Iterable[str] = ()):
         st = os.stat(src)
         self.identity = (st.st_dev, st.st_ino)
-        [command], _ = _commands(src, excluded_files, excluded_dirs, False)
-        self._walk = _Walk(_start(command, src))
+        commands, self._strip = _commands(src, excluded_files,
+                                          excluded_dirs, True)
+        self._walks: list[tuple[subprocess.Popen, int]] = []
+        try:
+            for command in commands:
+                self._walks.append(_spooled(command, src))
+        except BaseException:
+            self.close()
+            raise
 
     def chunks(self) -> Iterator[list[str]]:
-        """The listing, as :func:`list_tree` yields it, as soon as ``find``
-        has written it; raises :class:`ListingUnavailable` at the end when
-        ``find`` failed (the caller discards what it got); once."""
+        """The listing, as :func:`list_tree` yields it, a shard once its
+        ``find`` has ended; raises :class:`ListingUnavailable` at the end
+        of a shard whose ``find`` failed (the caller discards what it
+        got); once."""
         try:
-            yield from _split_records(self._walk.pending())
-            code = self._walk.proc.wait()
-            if code != 0:
-                raise ListingUnavailable(f"find exited with {code}")
+            for proc, fd in self._walks:
+                code = proc.wait()
+                yield from _split_records(_spool_reads(fd), self._strip)
+                if code != 0:
+                    raise ListingUnavailable(f"find exited with {code}")
         finally:
             self.close()
 
     def wait(self) -> None:
-        """Until ``find`` has ended."""
-        self._walk.proc.wait()
+        """Until every ``find`` has ended."""
+        for proc, _fd in self._walks:
+            proc.wait()
 
     def close(self) -> None:
-        """Stop ``find`` if it still runs and drop what it wrote."""
-        self._walk.close()
+        """Stop the ``find`` processes that still run and drop what they
+        wrote."""
+        walks, self._walks = self._walks, []
+        for proc, fd in walks:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            os.close(fd)
 
 
-class _Walk:
-    """One ``find`` process, its pipe drained by a thread (``None`` marks
-    the end); ``os.read`` waits without the GIL."""
+def _spooled(command: list[str], cwd: str) -> tuple[subprocess.Popen, int]:
+    """``find`` started with its output going to a new file in memory."""
+    fd = _memory_file()
+    try:
+        proc = subprocess.Popen(
+            command, stdout=fd, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, cwd=cwd,
+            env={"LC_ALL": "C", "PATH": os.defpath})
+    except OSError as exc:
+        os.close(fd)
+        raise ListingUnavailable(str(exc)) from exc
+    return proc, fd
 
-    def __init__(self, proc: subprocess.Popen):
-        self.reads: queue.SimpleQueue = queue.SimpleQueue()
-        self.proc = proc
-        self.drain = threading.Thread(target=self._drain_pipe, daemon=True,
-                                      name="find-listing")
-        self.drain.start()
 
-    def _drain_pipe(self) -> None:
-        fd = self.proc.stdout.fileno()
-        try:
-            while chunk := os.read(fd, _CHUNK):
-                self.reads.put(chunk)
-        except OSError:
-            pass
-        finally:
-            self.reads.put(None)
+def _memory_file() -> int:
+    """A file descriptor of an anonymous file (in memory on Linux)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("find-listing", getattr(os, "MFD_CLOEXEC", 1))
+    with tempfile.TemporaryFile() as handle:  # other systems
+        return os.dup(handle.fileno())
 
-    def pending(self) -> Iterator[bytes]:
-        while (chunk := self.reads.get()) is not None:
-            yield chunk
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.drain.join()
-        self.proc.stdout.close()
+def _spool_reads(fd: int) -> Iterator[bytes]:
+    """What a spooled ``find`` wrote, a chunk at a time (its own offset:
+    ``find`` shared the file's)."""
+    offset = 0
+    while chunk := os.pread(fd, _CHUNK, offset):
+        offset += len(chunk)
+        yield chunk
 
 
 def _widen_pipe(fd: int) -> None:
@@ -306,12 +320,13 @@ def _widen_pipe(fd: int) -> None:
         pass
 
 
-def _split_records(reads: Iterable[bytes]) -> Iterator[list[str]]:
+def _split_records(reads: Iterable[bytes], strip_dot: bool = False
+                   ) -> Iterator[list[str]]:
     """Split ``find``'s output into complete ``key, path`` pairs, a chunk at
     a time (:func:`_cut`)."""
     rest = b""
     for chunk in reads:
-        records, rest = _cut(rest + chunk if rest else chunk, False)
+        records, rest = _cut(rest + chunk if rest else chunk, strip_dot)
         if records is not None:
             yield records
     if rest:
