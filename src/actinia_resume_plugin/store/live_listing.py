@@ -312,8 +312,8 @@ def _spool_reads(fd: int) -> Iterator[bytes]:
 
 def _widen_pipe(fd: int) -> None:
     """A pipe of 1 MiB (Linux' default limit for anyone) instead of 64 KiB:
-    ``find`` does not wait for the draining thread while this process
-    holds the GIL for a few milliseconds."""
+    a ``find`` does not wait while this process compares what it read
+    or reads the other shard's pipe."""
     try:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _CHUNK)
     except OSError:
