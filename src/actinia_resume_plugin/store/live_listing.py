@@ -175,15 +175,21 @@ def _commands(src: str, excluded_files: Iterable[str],
 
 
 def _start(command: list[str], cwd: str) -> subprocess.Popen:
+    """``find`` started with its output going to a (widened) pipe."""
+    proc = _find_process(command, cwd, subprocess.PIPE)
+    _widen_pipe(proc.stdout.fileno())
+    return proc
+
+
+def _find_process(command: list[str], cwd: str, stdout) -> subprocess.Popen:
+    """One ``find`` of a listing, in ``cwd``, in the C locale."""
     try:
-        proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        return subprocess.Popen(
+            command, stdout=stdout, stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL, cwd=cwd,
             env={"LC_ALL": "C", "PATH": os.defpath})
     except OSError as exc:
         raise ListingUnavailable(str(exc)) from exc
-    _widen_pipe(proc.stdout.fileno())
-    return proc
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -283,14 +289,10 @@ def _spooled(command: list[str], cwd: str) -> tuple[subprocess.Popen, int]:
     """``find`` started with its output going to a new file in memory."""
     fd = _memory_file()
     try:
-        proc = subprocess.Popen(
-            command, stdout=fd, stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL, cwd=cwd,
-            env={"LC_ALL": "C", "PATH": os.defpath})
-    except OSError as exc:
+        return _find_process(command, cwd, fd), fd
+    except ListingUnavailable:
         os.close(fd)
-        raise ListingUnavailable(str(exc)) from exc
-    return proc, fd
+        raise
 
 
 def _memory_file() -> int:
