@@ -998,16 +998,13 @@ def notes(wl: Workload, rounds: list[dict]) -> str:
     adopted = [r["adoption"] for r in ours
                if (r.get("adoption") or {}).get("adopted")]
     if adopted:
-        def phase(key, runs=adopted):
-            values = [a[key] for a in runs if a.get(key) is not None]
-            return f"{statistics.median(values):.2f} s" if values else "n/a"
-        renames = [{"rename": r["rename"]} for r in ours
-                   if r.get("rename") is not None]
+        def phase(key):
+            return fmt_num(med([a.get(key) for a in adopted]))
         lines.append(
             "ours, the adoption (median): deciding (record read, stat walk "
             f"and comparison) {phase('decide_seconds')}, putting back and "
             f"moving {phase('repair_seconds')}; the mapset-name rewrite "
-            f"after it {phase('rename', renames)}")
+            f"after it {fmt_num(med([r.get('rename') for r in ours]))}")
     seen = {r[a].get("put_step_command") for r in rounds for a in r
             if a in ("ours", "fallback")} - {None}
     if seen:

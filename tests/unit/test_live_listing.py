@@ -84,7 +84,7 @@ def test_a_failing_find_falls_back_without_counting_twice(tmp_path, monkeypatch)
     assert len(plan.fresh["mapset"]) == len(set(plan.fresh["mapset"]))
 
 
-def test_output_is_cut_between_records_only(monkeypatch):
+def test_output_is_cut_between_records_only():
     """Records that straddle read boundaries come out whole."""
     reads = [b"f 644 1 1.0 1 1.0\0a\0f 6", b"44 2 1.0 2 1.0\0b\xc3",
              b"\xa9 c\0", b"d 755 0 1.0 3 1.0\0dir\0"]
@@ -191,20 +191,27 @@ def test_shards_are_about_even(tmp_path, sharded):
         ["a", "b", "c", "d"], ["big"]]
 
 
+def _shard_fails(monkeypatch, number: int) -> list:
+    """The ``number``-th find command asked for (1-based) fails; returns
+    the ``starts`` of every command asked for."""
+    real = live_listing._find_command
+    calls = []
+
+    def command(src, files, dirs, starts=None):
+        calls.append(starts)
+        if len(calls) == number:
+            return ["/bin/sh", "-c", "exit 3"]
+        return real(src, files, dirs, starts)
+
+    monkeypatch.setattr(live_listing, "_find_command", command)
+    return calls
+
+
 def test_a_failing_shard_fails_the_listing(tmp_path, sharded, monkeypatch):
     """When one of the two finds fails, the listing raises at its end
     (the caller discards all of it and walks in Python)."""
     src = odd_tree(tmp_path / "m")
-    real = live_listing._find_command
-    calls = []
-
-    def second_fails(src_, files, dirs, starts=None):
-        calls.append(starts)
-        if len(calls) == 2:
-            return ["/bin/sh", "-c", "exit 3"]
-        return real(src_, files, dirs, starts)
-
-    monkeypatch.setattr(live_listing, "_find_command", second_fails)
+    calls = _shard_fails(monkeypatch, 2)
     with pytest.raises(live_listing.ListingUnavailable):
         _flat(live_listing.list_tree(str(src)))
     assert len(calls) == 2 and all(calls)
@@ -252,17 +259,8 @@ def test_an_early_walk_of_two_shards_keeps_the_pre_order(tmp_path, sharded):
 def test_an_early_walk_with_a_failing_shard_says_so(tmp_path, sharded,
                                                     monkeypatch):
     src = odd_tree(tmp_path / "m")
-    real = live_listing._find_command
-    calls = []
-
-    def first_fails(src_, files, dirs, starts=None):
-        calls.append(starts)
-        if len(calls) == 1:
-            return ["/bin/sh", "-c", "exit 3"]
-        return real(src_, files, dirs, starts)
-
-    monkeypatch.setattr(live_listing, "_find_command", first_fails)
+    calls = _shard_fails(monkeypatch, 1)
     walk = live_listing.SpooledListing(str(src))
     with pytest.raises(live_listing.ListingUnavailable):
         _flat(walk.chunks())
-    assert walk._walks == []
+    assert walk._walks == [] and len(calls) == 2 and all(calls)

@@ -15,9 +15,10 @@ one string comparison. Each path comes with an opaque *stat key*: the text
 A big tree is listed by two ``find`` processes at once, each over half of
 the top-level names (:func:`_shards`): the stat calls are kernel time, and
 on two cores two walks of 56,000 paths end in about half the time of one of
-112,000, while this process compares what the first has written. Records
-come shard after shard, each subtree whole and in ``find``'s pre-order (a
-dir right before its contents), as from one ``find``.
+112,000. A save (:func:`list_tree`) compares what either has written as it
+arrives; an adoption's early walk (:class:`SpooledListing`) gets the shards
+one after the other, each subtree whole in ``find``'s pre-order (a dir
+right before its contents), as from one ``find``.
 
 Where ``find`` is not GNU find (busybox in Alpine based images), is missing,
 or fails for any reason (a path vanished while listing, permissions), the
@@ -298,7 +299,7 @@ def _spooled(command: list[str], cwd: str) -> tuple[subprocess.Popen, int]:
 def _memory_file() -> int:
     """A file descriptor of an anonymous file (in memory on Linux)."""
     if hasattr(os, "memfd_create"):
-        return os.memfd_create("find-listing", getattr(os, "MFD_CLOEXEC", 1))
+        return os.memfd_create("find-listing")  # close-on-exec
     with tempfile.TemporaryFile() as handle:  # other systems
         return os.dup(handle.fileno())
 
